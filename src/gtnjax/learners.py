@@ -1,0 +1,172 @@
+"""Learner networks: the classifiers a GTN teaches.
+
+A learner is a hashable `LearnerSpec` (usable as a static jit argument) with two
+pure functions: `spec.init(key) -> params` and
+`spec.apply(params, x, batch_means=None) -> (logits, batch_means)`.
+
+Every conv/dense kernel is weight-normed with Kaiming init; every hidden layer
+uses mean-only batch norm then LeakyReLU(0.1), as in the paper's learners.
+
+Batch statistics: in training, a learner normalises with the current batch's
+means and returns them. At test time (probe losses during meta-training and
+the final evaluation) it is given the means of its *latest training batch*,
+like PyTorch eval mode with batch-norm momentum 0 in the paper's code. Test
+predictions therefore do not depend on how the test set is batched.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from gtnjax import layers
+
+Params = dict[str, Any]
+BatchMeans = tuple[jax.Array, ...]  # one [C] mean per hidden layer
+
+
+@dataclasses.dataclass(frozen=True)
+class LearnerSpec:
+  """Architecture of a learner; frozen so it can be a static jit argument.
+
+  Attributes:
+    name: registry name ("cnn", "cnn_gap", "mlp", "cnn_large").
+    input_shape: (H, W, C) of the images.
+    num_classes: K, the number of logits.
+    conv_widths: output channels of each 3x3 conv, each followed by a 3x3
+      stride-2 max-pool; empty for an MLP.
+    hidden_widths: widths of the dense hidden layers.
+    global_pool: average over H and W after the convs instead of flattening.
+    random_widths: if True, `init` samples each hidden layer's active width
+      uniformly in [min_width_fraction * width, width] and masks the rest, so
+      that learners of different widths share one shape (and one vmap).
+    min_width_fraction: lower bound of the sampled width fraction.
+  """
+  name: str
+  input_shape: tuple[int, int, int]
+  num_classes: int
+  conv_widths: tuple[int, ...]
+  hidden_widths: tuple[int, ...]
+  global_pool: bool = False
+  random_widths: bool = False
+  min_width_fraction: float = 0.25
+
+  @property
+  def hidden_layer_widths(self) -> tuple[int, ...]:
+    return self.conv_widths + self.hidden_widths
+
+  def _flat_features(self) -> int:
+    h, w, _ = self.input_shape
+    for _ in self.conv_widths:
+      h, w = (h - 1) // 2 + 1, (w - 1) // 2 + 1  # 3x3 / stride 2 / pad 1 pool
+    if not self.conv_widths:
+      return h * w * self.input_shape[2]
+    return self.conv_widths[-1] * (1 if self.global_pool else h * w)
+
+  def init(self, key: jax.Array) -> Params:
+    """Fresh parameters for one learner."""
+    num_layers = len(self.conv_widths) + len(self.hidden_widths) + 1
+    key, mask_key = jax.random.split(key)
+    keys = jax.random.split(key, num_layers)
+    params: Params = {"conv": [], "hidden": []}
+    channels = self.input_shape[2]
+    i = 0
+    for width in self.conv_widths:
+      params["conv"].append({
+          **layers.init_weight_norm(keys[i], (3, 3, channels, width)),
+          "bn_bias": jnp.zeros((width,))})
+      channels, i = width, i + 1
+    features = self._flat_features()
+    for width in self.hidden_widths:
+      params["hidden"].append({
+          **layers.init_weight_norm(keys[i], (features, width)),
+          "bn_bias": jnp.zeros((width,))})
+      features, i = width, i + 1
+    params["out"] = {**layers.init_weight_norm(keys[i], (features, self.num_classes)),
+                     "bias": jnp.zeros((self.num_classes,))}
+    if self.random_widths:
+      params["width_masks"] = _sample_width_masks(
+          mask_key, self.hidden_layer_widths, self.min_width_fraction)
+    return params
+
+  def apply(self, params: Params, x: jax.Array,
+            batch_means: BatchMeans | None = None) -> tuple[jax.Array, BatchMeans]:
+    """Logits of a batch.
+
+    Args:
+      params: from `init` (or trained).
+      x: [N, H, W, C] images in the normalised input space.
+      batch_means: the per-layer means to normalise with; None uses the
+        batch's own (training mode).
+
+    Returns:
+      ([N, K] logits, the per-layer batch means used).
+    """
+    masks = params.get("width_masks")
+    if masks is not None:
+      masks = jax.lax.stop_gradient(masks)  # architecture, not weights
+    used_means = []
+    layer = 0
+
+    def normalise_and_activate(h, bias):
+      nonlocal layer
+      given = None if batch_means is None else batch_means[layer]
+      h, mean = layers.mean_only_batch_norm(h, bias, given)
+      used_means.append(mean)
+      h = layers.leaky_relu(h)
+      if masks is not None:
+        h = h * masks[layer]
+      layer += 1
+      return h
+
+    h = x
+    for p in params["conv"]:
+      h = layers.conv2d(h, layers.weight_norm(p["direction"], p["scale"]))
+      h = layers.max_pool(h)
+      h = normalise_and_activate(h, p["bn_bias"])
+    h = layers.global_avg_pool(h) if self.global_pool else h.reshape(h.shape[0], -1)
+    for p in params["hidden"]:
+      h = layers.dense(h, layers.weight_norm(p["direction"], p["scale"]))
+      h = normalise_and_activate(h, p["bn_bias"])
+    p = params["out"]
+    logits = layers.dense(h, layers.weight_norm(p["direction"], p["scale"]), p["bias"])
+    return logits, tuple(used_means)
+
+
+def _sample_width_masks(key: jax.Array, widths: tuple[int, ...],
+                        min_fraction: float) -> list[jax.Array]:
+  masks = []
+  for key_i, width in zip(jax.random.split(key, len(widths)), widths):
+    low = max(1, int(round(min_fraction * width)))
+    active = jax.random.randint(key_i, (), low, width + 1)
+    masks.append((jnp.arange(width) < active).astype(jnp.float32))
+  return masks
+
+
+# name -> (conv_widths, hidden_widths, global_pool); the paper's learners.
+ARCHITECTURES: dict[str, tuple[tuple[int, ...], tuple[int, ...], bool]] = {
+    # conv64-pool-conv128-pool-fc256-fc10: the paper's MNIST learner.
+    "cnn": ((64, 128), (256,), False),
+    # The same with global average pooling instead of flattening.
+    "cnn_gap": ((64, 128), (256,), True),
+    # A two-hidden-layer MLP on the flattened image.
+    "mlp": ((), (256, 128), False),
+    # A deeper, wider CNN, the "larger learner" of the transfer experiments.
+    "cnn_large": ((64, 128, 256), (512,), False),
+    # A small CNN used by CPU-scale configs and tests.
+    "cnn_small": ((16, 32), (64,), False),
+}
+
+
+def make_learner(name: str, input_shape: tuple[int, int, int], num_classes: int,
+                 random_widths: bool = False) -> LearnerSpec:
+  """The named learner for a data set's image shape and classes."""
+  if name not in ARCHITECTURES:
+    raise ValueError(f"unknown learner {name!r}: choose one of {sorted(ARCHITECTURES)}")
+  conv, hidden, pool = ARCHITECTURES[name]
+  return LearnerSpec(name=name, input_shape=tuple(input_shape), num_classes=num_classes,
+                     conv_widths=conv, hidden_widths=hidden, global_pool=pool,
+                     random_widths=random_widths)

@@ -1,0 +1,263 @@
+"""The teacher: what produces the learner's T training batches.
+
+`TeacherSpec.init(key)` makes the meta-learned parameters; 
+`TeacherSpec.batches(params, key, train_images, train_labels)` returns the
+whole inner-loop curriculum as `InnerBatches` (x [T, B, H, W, C],
+y [T, B, K], lr [T], momentum [T]). The same interface serves the GTN
+generator with each curriculum and the two baselines, so the inner loop,
+evaluation and export never need to know which teacher made the data.
+
+Kinds:
+  generator     the paper's conditional generator fed by a curriculum:
+                  full            a learned [T, B, Z] tensor of inputs, one row per
+                                  step, labels fixed and balanced;
+                  none            fresh N(0, 1) noise and random labels each step;
+                  shuffled_batch  a random learned row each step;
+                  shuffled_all    B random rows of the whole learned tensor;
+                  gaussian        learned per-step mean and log-sigma of the noise.
+  real_data     batches of real training data (only lr and momentum are learned);
+  distillation  learned pixels, one [B, H, W, C] batch per step (Dataset
+                Distillation, Wang et al. 2018).
+
+Every kind learns a per-step learning rate and momentum, log-parameterised.
+Optional learned soft labels replace the fixed one-hot targets with a softmax
+of learned [T, B, K] logits (for the kinds whose label slots are fixed).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from gtnjax import layers
+
+Params = dict[str, Any]
+
+TEACHER_KINDS = ("generator", "real_data", "distillation")
+CURRICULA = ("full", "none", "shuffled_batch", "shuffled_all", "gaussian")
+
+
+class InnerBatches(NamedTuple):
+  """Everything the inner loop consumes, stacked over its T steps."""
+  x: jax.Array         # shape=(T, B, H, W, C), float32, normalised input space
+  y: jax.Array         # shape=(T, B, K), float32, one-hot or soft targets
+  lr: jax.Array        # shape=(T,), float32
+  momentum: jax.Array  # shape=(T,), float32
+
+
+@dataclasses.dataclass(frozen=True)
+class TeacherSpec:
+  """Static description of a teacher; hashable for use as a jit static arg.
+
+  Attributes:
+    kind: one of TEACHER_KINDS.
+    curriculum: one of CURRICULA (generator kind only).
+    image_shape: (H, W, C) of the data set.
+    num_classes: K.
+    inner_steps: T.
+    batch_size: B, images per inner step.
+    noise_size: Z, generator noise inputs.
+    soft_labels: learn [T, B, K] label logits.
+    init_lr: initial inner learning rate.
+    init_momentum: initial inner momentum.
+    generator_chunk: inner steps whose generator pass is recomputed together in
+      the backward pass (bounds memory to one chunk of generator activations).
+  """
+  kind: str
+  curriculum: str
+  image_shape: tuple[int, int, int]
+  num_classes: int
+  inner_steps: int
+  batch_size: int
+  noise_size: int = 128
+  soft_labels: bool = False
+  init_lr: float = 0.02
+  init_momentum: float = 0.5
+  generator_chunk: int = 4
+
+  def __post_init__(self):
+    if self.kind not in TEACHER_KINDS:
+      raise ValueError(f"unknown teacher {self.kind!r}: choose one of {TEACHER_KINDS}")
+    if self.kind == "generator" and self.curriculum not in CURRICULA:
+      raise ValueError(f"unknown curriculum {self.curriculum!r}: choose one of {CURRICULA}")
+    h, w, _ = self.image_shape
+    if self.kind == "generator" and (h % 4 or w % 4):
+      raise ValueError(
+          f"the generator upsamples twice by 2, so image height and width must be "
+          f"multiples of 4 (got {h}x{w}): use teacher='distillation' or another data set")
+    if self.soft_labels and not self.has_fixed_label_slots:
+      raise ValueError(
+          "soft_labels needs fixed label slots: use curriculum 'full', 'shuffled_batch', "
+          "'shuffled_all' or 'gaussian', or teacher 'distillation'")
+
+  @property
+  def has_fixed_label_slots(self) -> bool:
+    if self.kind == "distillation":
+      return True
+    return self.kind == "generator" and self.curriculum != "none"
+
+  def balanced_labels(self) -> jax.Array:
+    """[T, B] int32 labels cycling through the classes, so each step is balanced."""
+    slots = jnp.arange(self.inner_steps * self.batch_size).reshape(
+        self.inner_steps, self.batch_size)
+    return slots % self.num_classes
+
+  # ---------------------------------------------------------------- init
+  def init(self, key: jax.Array) -> Params:
+    """Meta-learned parameters of this teacher."""
+    t, b, z = self.inner_steps, self.batch_size, self.noise_size
+    gen_key, curriculum_key = jax.random.split(key)
+    params: Params = {
+        "log_lr": jnp.full((t,), math.log(self.init_lr)),
+        "log_momentum": jnp.full((t,), math.log(self.init_momentum)),
+    }
+    if self.kind == "generator":
+      params["generator"] = init_generator(gen_key, z + self.num_classes, self.image_shape)
+      if self.curriculum in ("full", "shuffled_batch", "shuffled_all"):
+        params["curriculum"] = jax.random.normal(curriculum_key, (t, b, z))
+      elif self.curriculum == "gaussian":
+        params["curriculum"] = {"mean": jnp.zeros((t, z)),
+                                "log_sigma": jnp.zeros((t, z))}
+    elif self.kind == "distillation":
+      params["pixels"] = jax.random.normal(curriculum_key, (t, b, *self.image_shape))
+    if self.soft_labels:
+      one_hot = jax.nn.one_hot(self.balanced_labels(), self.num_classes)
+      # log of a lightly smoothed one-hot: starts near the hard labels, yet
+      # every class has a gradient from the first meta-step.
+      params["label_logits"] = jnp.log(0.9 * one_hot + 0.1 / self.num_classes)
+    return params
+
+  # ------------------------------------------------------------- batches
+  def batches(self, params: Params, key: jax.Array,
+              train_images: jax.Array | None = None,
+              train_labels: jax.Array | None = None) -> InnerBatches:
+    """The T training batches of one inner loop.
+
+    Args:
+      params: from `init`.
+      key: randomness of the stochastic curricula and of real-data sampling.
+      train_images: [N, H, W, C] real training images (real_data kind only).
+      train_labels: [N] int labels (real_data kind only).
+
+    Returns:
+      InnerBatches with x [T, B, H, W, C] and y [T, B, K].
+    """
+    t, b, k = self.inner_steps, self.batch_size, self.num_classes
+    lr = jnp.exp(params["log_lr"])
+    momentum = jnp.exp(params["log_momentum"])
+    row_key, noise_key = jax.random.split(key)
+    labels = self.balanced_labels()
+    # Which learned slots each step uses: [T, B] indices into the T*B slots.
+    slots = jnp.arange(t * b).reshape(t, b)
+    if self.kind == "generator" and self.curriculum == "shuffled_batch":
+      slots = slots[jax.random.randint(row_key, (t,), 0, t)]
+    elif self.kind == "generator" and self.curriculum == "shuffled_all":
+      slots = jax.random.randint(row_key, (t, b), 0, t * b)
+
+    if self.kind == "real_data":
+      if train_images is None or train_labels is None:
+        raise ValueError("the real_data teacher needs train_images and train_labels")
+      index = jax.random.randint(row_key, (t, b), 0, train_images.shape[0])
+      x = train_images[index]
+      y = jax.nn.one_hot(train_labels[index], k)
+      return InnerBatches(x, y, lr, momentum)
+
+    if self.kind == "distillation":
+      x = params["pixels"]
+    else:
+      if self.curriculum == "none":
+        noise = jax.random.normal(noise_key, (t, b, self.noise_size))
+        labels = jax.random.randint(row_key, (t, b), 0, k)
+      elif self.curriculum == "gaussian":
+        eps = jax.random.normal(noise_key, (t, b, self.noise_size))
+        c = params["curriculum"]
+        noise = c["mean"][:, None, :] + jnp.exp(c["log_sigma"])[:, None, :] * eps
+      else:
+        noise = params["curriculum"].reshape(t * b, -1)[slots]
+        labels = labels.reshape(-1)[slots]
+      x = self.generate(params["generator"], noise, jax.nn.one_hot(labels, k))
+
+    if self.soft_labels:
+      logits = params["label_logits"].reshape(t * b, k)[slots]
+      y = jax.nn.softmax(logits, axis=-1)
+    else:
+      y = jax.nn.one_hot(labels, k)
+    return InnerBatches(x, y, lr, momentum)
+
+  def generate(self, generator_params: Params, noise: jax.Array,
+               one_hot: jax.Array) -> jax.Array:
+    """Images for every step: [T, B, Z] noise, [T, B, K] labels -> [T, B, H, W, C].
+
+    Batch norm statistics are per step (over its B images). Steps are
+    generated `generator_chunk` at a time under `jax.checkpoint`, so the
+    backward pass keeps one chunk of generator activations alive, not T.
+    """
+    inputs = jnp.concatenate([noise, one_hot], axis=-1)
+    one_step = jax.checkpoint(
+        lambda z: generator_apply(generator_params, z, self.image_shape))
+    return jax.lax.map(one_step, inputs, batch_size=min(self.generator_chunk, inputs.shape[0]))
+
+
+# ---------------------------------------------------------------- generator
+GENERATOR_HIDDEN = 1024
+GENERATOR_CHANNELS = (128, 64)
+
+
+def init_generator(key: jax.Array, input_size: int,
+                   image_shape: tuple[int, int, int]) -> Params:
+  """The paper's conditional generator (see `generator_apply`)."""
+  h, w, c = image_shape
+  c0, c1 = GENERATOR_CHANNELS
+  keys = jax.random.split(key, 4)
+
+  def bn(width):
+    return {"scale": jnp.ones((width,)), "bias": jnp.zeros((width,))}
+
+  return {
+      "fc1": layers.init_weight_norm(keys[0], (input_size, GENERATOR_HIDDEN)),
+      "bn1": bn(GENERATOR_HIDDEN),
+      "fc2": layers.init_weight_norm(keys[1], (GENERATOR_HIDDEN, (h // 4) * (w // 4) * c0)),
+      "bn2": bn((h // 4) * (w // 4) * c0),
+      "conv1": layers.init_weight_norm(keys[2], (3, 3, c0, c1)),
+      "bn3": bn(c1),
+      "conv2": {**layers.init_weight_norm(keys[3], (3, 3, c1, c)),
+                "bias": jnp.zeros((c,))},
+  }
+
+
+def generator_apply(params: Params, inputs: jax.Array,
+                    image_shape: tuple[int, int, int]) -> jax.Array:
+  """One batch of generated images.
+
+  noise ++ one-hot -> WN-linear 1024 -> BN -> LeakyReLU -> WN-linear
+  (H/4)(W/4)128 -> BN -> LeakyReLU -> [upsample x2, WN-conv3x3 128->64, BN,
+  LeakyReLU] -> [upsample x2, WN-conv3x3 64->C] -> 2 tanh.
+
+  Args:
+    params: from `init_generator`.
+    inputs: [B, Z + K] noise concatenated with the one-hot label.
+    image_shape: (H, W, C).
+
+  Returns:
+    [B, H, W, C] images in [-2, 2] (the normalised input space).
+  """
+  h, w, _ = image_shape
+  p = params
+
+  def wn(name):
+    return layers.weight_norm(p[name]["direction"], p[name]["scale"])
+
+  def bn(x, name):
+    return layers.batch_norm(x, p[name]["scale"], p[name]["bias"])
+
+  x = layers.leaky_relu(bn(layers.dense(inputs, wn("fc1")), "bn1"))
+  x = layers.leaky_relu(bn(layers.dense(x, wn("fc2")), "bn2"))
+  x = x.reshape(x.shape[0], h // 4, w // 4, GENERATOR_CHANNELS[0])
+  x = layers.conv2d(layers.upsample_nearest(x), wn("conv1"))
+  x = layers.leaky_relu(bn(x, "bn3"))
+  x = layers.conv2d(layers.upsample_nearest(x), wn("conv2")) + p["conv2"]["bias"]
+  return 2.0 * jnp.tanh(x)
