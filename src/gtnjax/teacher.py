@@ -112,8 +112,10 @@ class TeacherSpec:
     t, b, z = self.inner_steps, self.batch_size, self.noise_size
     gen_key, curriculum_key = jax.random.split(key)
     params: Params = {
-        "log_lr": jnp.full((t,), math.log(self.init_lr)),
-        "log_momentum": jnp.full((t,), math.log(self.init_momentum)),
+        # An explicit dtype: a weak-typed leaf would change type after the
+        # first update and make the jitted meta-step compile twice.
+        "log_lr": jnp.full((t,), math.log(self.init_lr), dtype=jnp.zeros(()).dtype),
+        "log_momentum": jnp.full((t,), math.log(self.init_momentum), dtype=jnp.zeros(()).dtype),
     }
     if self.kind == "generator":
       params["generator"] = init_generator(gen_key, z + self.num_classes, self.image_shape)

@@ -1,0 +1,185 @@
+"""The `gtnjax` command.
+
+  gtnjax train    --config FILE.py[:ARG] [--config.FIELD=VALUE ...] --workdir DIR
+  gtnjax evaluate --workdir DIR [--learner NAME] [--seeds N]
+  gtnjax export   --workdir DIR --out FILE.npz
+  gtnjax samples  --workdir DIR --out FILE.png
+  gtnjax plot     --workdir DIR --out FILE.png
+
+Bad input (unknown config field or value, missing data set, a workdir without
+a run) prints one line `gtnjax: error: ...` and exits with status 2 before
+anything is compiled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+DEFAULT_CONFIG = os.path.join("experiments", "configs", "digits.py")
+
+
+class UsageError(ValueError):
+  pass
+
+
+def _split_overrides(argv: list[str]) -> tuple[list[str], dict[str, str]]:
+  """Separate `--config.FIELD=VALUE` (or `--config.FIELD VALUE`) from other args."""
+  rest, overrides = [], {}
+  i = 0
+  while i < len(argv):
+    arg = argv[i]
+    if arg.startswith("--config."):
+      field, eq, value = arg[len("--config."):].partition("=")
+      if not eq:
+        if i + 1 >= len(argv):
+          raise UsageError(f"{arg} needs a value: {arg}=VALUE")
+        value = argv[i + 1]
+        i += 1
+      overrides[field] = value
+    else:
+      rest.append(arg)
+    i += 1
+  return rest, overrides
+
+
+def _parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(prog="gtnjax", description="Generative Teaching Networks in JAX")
+  parser.add_argument("--verbose", action="store_true", help="log at INFO level")
+  sub = parser.add_subparsers(dest="command", required=True)
+
+  p = sub.add_parser("train", help="meta-train a teacher (resumes if DIR has a checkpoint)")
+  p.add_argument("--config", default=None,
+                 help=f"FILE.py[:ARG] with get_config(ARG) (default: {DEFAULT_CONFIG}, "
+                 "else the built-in defaults); override fields with --config.FIELD=VALUE")
+  p.add_argument("--workdir", required=True)
+  p.add_argument("--no-progress", action="store_true", help="no progress bar")
+  p.add_argument("--stop-after", type=int, default=None,
+                 help="stop with a checkpoint after this many meta-steps in total")
+  p.add_argument("--coordinator_address", default=None, help="multi-process: host:port of process 0")
+  p.add_argument("--num_processes", type=int, default=None)
+  p.add_argument("--process_id", type=int, default=None)
+
+  p = sub.add_parser("evaluate", help="train fresh learners on the teacher's data; print JSON")
+  p.add_argument("--workdir", required=True)
+  p.add_argument("--learner", default=None, help="architecture to evaluate (default: the run's)")
+  p.add_argument("--seeds", type=int, default=None, help="learners per evaluation")
+
+  p = sub.add_parser("export", help="write the synthetic curriculum as an .npz of plain arrays")
+  p.add_argument("--workdir", required=True)
+  p.add_argument("--out", required=True)
+
+  p = sub.add_parser("samples", help="PNG grid of generated images by inner step and class")
+  p.add_argument("--workdir", required=True)
+  p.add_argument("--out", required=True)
+
+  p = sub.add_parser("plot", help="PNG of the meta-training curves in metrics.jsonl")
+  p.add_argument("--workdir", required=True)
+  p.add_argument("--out", required=True)
+  return parser
+
+
+def _load_train_config(args, overrides):
+  from gtnjax import config as gconfig
+  if args.config is not None:
+    config = gconfig.load_config_file(args.config)
+  elif os.path.exists(DEFAULT_CONFIG):
+    config = gconfig.load_config_file(DEFAULT_CONFIG)
+  else:
+    config = gconfig.default_config()
+  return gconfig.apply_overrides(config, overrides)
+
+
+def _run(args, overrides) -> int:
+  from gtnjax import train
+  if args.command != "train" and overrides:
+    raise UsageError(f"--config.* overrides only apply to `gtnjax train` (got "
+                     f"{', '.join(overrides)}); the run's config is in its workdir")
+  if args.command == "train":
+    config = _load_train_config(args, overrides)
+    if args.stop_after is not None and args.stop_after < 1:
+      raise UsageError("--stop-after must be a positive number of meta-steps")
+    try:
+      from gtnjax import parallel
+      parallel.initialize_distributed(args.coordinator_address, args.num_processes,
+                                      args.process_id)
+    except ImportError:
+      pass
+    summary = train.train(config, args.workdir, progress=not args.no_progress,
+                          stop_after=args.stop_after)
+    if summary.get("preempted"):
+      print(f"stopped at meta-step {summary['step']} with a checkpoint in {args.workdir}; "
+            "rerun the same command to resume")
+      return 0
+    gtn, real = summary["gtn_test_accuracy"], summary["real_data_test_accuracy"]
+    print(f"{summary['dataset']} / {summary['learner']}, {summary['inner_steps']} inner steps: "
+          f"GTN test accuracy {gtn['mean']:.4f} ± {gtn['std']:.4f} (n={gtn['n']}), "
+          f"real data {real['mean']:.4f} ± {real['std']:.4f} (n={real['n']}, lr={real['lr']}, "
+          f"momentum={real['momentum']}); {summary['wall_seconds']:.0f} s; "
+          f"summary in {os.path.join(args.workdir, 'summary.json')}")
+    return 0
+
+  if args.command == "evaluate" and args.seeds is not None and args.seeds < 1:
+    raise UsageError("--seeds must be a positive integer")
+  if args.command == "plot":
+    from gtnjax import visualize
+    path = os.path.join(args.workdir, "metrics.jsonl")
+    if not os.path.exists(path):
+      raise UsageError(f"{args.workdir} has no metrics.jsonl: train a run there first")
+    visualize.plot_curves(path, args.out)
+    print(f"wrote {args.out}")
+    return 0
+
+  run, params, step = train.load_teacher(args.workdir)
+  if args.command == "evaluate":
+    from gtnjax import config as gconfig, learners
+    names = None
+    if args.learner is not None:
+      if args.learner not in learners.ARCHITECTURES:
+        raise UsageError(f"--learner {args.learner!r}: unknown; choose from "
+                         f"{', '.join(sorted(learners.ARCHITECTURES))}")
+      names = (args.learner,)
+    result = train.summarise(run, params, learner_names=names, num_seeds=args.seeds)
+    result["checkpoint_step"] = step
+    print(json.dumps(result, indent=1))
+  elif args.command == "export":
+    arrays = train.export_curriculum(run, params, args.out)
+    print(f"wrote {args.out}: x {arrays['x'].shape}, y {arrays['y'].shape} "
+          f"(checkpoint step {step})")
+  elif args.command == "samples":
+    import numpy as np
+    from gtnjax import visualize
+    arrays = train.export_curriculum(run, params, args.out + ".npz")
+    os.remove(args.out + ".npz")
+    grid = visualize.sample_grid(arrays["x"], arrays["y"], np.asarray(arrays["mean"]),
+                                 np.asarray(arrays["std"]))
+    visualize.save_png(grid, args.out)
+    print(f"wrote {args.out} (rows: inner steps, columns: classes; checkpoint step {step})")
+  return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+  argv = list(sys.argv[1:] if argv is None else argv)
+  parser = _parser()
+  try:
+    rest, overrides = _split_overrides(argv)
+  except UsageError as e:
+    parser.exit(2, f"gtnjax: error: {e}\n")
+  args = parser.parse_args(rest)
+  logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                      format="%(levelname)s %(name)s: %(message)s")
+  from gtnjax.checkpointing import CheckpointError
+  from gtnjax.config import ConfigError
+  from gtnjax.data import DatasetError
+  try:
+    return _run(args, overrides)
+  except (UsageError, ConfigError, DatasetError, CheckpointError) as e:
+    print(f"gtnjax: error: {e}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,222 @@
+"""Run configuration: defaults, loading config files, overrides and validation.
+
+A config file is a Python file with `get_config(arg: str | None) -> ConfigDict`
+(big_vision style), usually starting from `default_config()`. On the command
+line `--config FILE.py[:ARG]` picks one and `--config.FIELD=VALUE` overrides a
+field. `validate` checks everything that can be checked without data or
+compilation and raises `ConfigError` naming the field and the fix.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import importlib.util
+import json
+import os
+
+import ml_collections
+
+from gtnjax import inner_loop, learners, teacher
+
+
+class ConfigError(ValueError):
+  """A config value that cannot work; the message names the field and the fix."""
+
+
+def default_config() -> ml_collections.ConfigDict:
+  """Every field a run reads, with the defaults of the embedded `digits` run."""
+  c = ml_collections.ConfigDict()
+  # Data and networks.
+  c.dataset = "digits"          # digits (embedded) or a tfds name: mnist, fashion_mnist, cifar10, ...
+  c.learner = "cnn_small"       # learner name, or several joined by commas ("cnn,mlp")
+  c.random_widths = False       # sample each learner's layer widths (masked) per initialisation
+  c.teacher = "generator"       # generator | real_data | distillation
+  c.curriculum = "full"         # full | none | shuffled_batch | shuffled_all | gaussian
+  c.soft_labels = False         # learn [T, B, K] soft labels
+  c.noise_size = 128            # generator noise inputs Z
+  # Inner loop.
+  c.inner_steps = 16            # T
+  c.inner_batch_size = 32       # B
+  c.init_inner_lr = 0.02        # initial learned learning rate (every step)
+  c.init_inner_momentum = 0.5   # initial learned momentum (every step)
+  c.probe_every = 1             # real-data probe loss every k inner steps (k | T); 0: final only
+  c.remat = "step"              # none | step | step_dots | block: inner-step recomputation
+  c.generator_chunk = 4         # generator steps recomputed together in the backward pass
+  # Meta-training.
+  c.meta_batch_size = 64        # real images per probe batch
+  c.population = 1              # learners per architecture per meta-step
+  c.num_meta_steps = 200
+  c.meta_lr = 0.02              # Adam
+  c.final_relative_lr = 0.1     # cosine decay to this fraction of meta_lr
+  c.grad_clip = 10.0            # global-norm clip of the meta-gradient; 0 disables
+  c.adam_b1 = 0.9
+  c.adam_b2 = 0.999
+  c.seed = 0
+  # Bookkeeping.
+  c.log_every = 1               # meta-steps between metrics.jsonl lines
+  c.checkpoint_every = 50       # meta-steps between checkpoints (and one at the end)
+  c.keep_checkpoints = 3
+  # Evaluation after training (and `gtnjax evaluate`).
+  c.eval_learners = ""          # architectures to evaluate; "" means `learner`
+  c.eval_seeds = 5
+  c.baseline_lrs = (0.01, 0.03, 0.1, 0.3)   # real-data baseline sweep (constant lr)
+  c.baseline_momenta = (0.5, 0.9)
+  # Devices: population is sharded over this many devices; 0 means all.
+  c.num_devices = 0
+  return c
+
+
+# Fields whose change would make an existing workdir's checkpoints meaningless.
+RUN_DEFINING_FIELDS = (
+    "dataset", "learner", "random_widths", "teacher", "curriculum", "soft_labels",
+    "noise_size", "inner_steps", "inner_batch_size", "init_inner_lr", "init_inner_momentum",
+    "probe_every", "meta_batch_size", "population", "num_meta_steps", "meta_lr",
+    "final_relative_lr", "grad_clip", "adam_b1", "adam_b2", "seed")
+
+
+def load_config_file(spec: str) -> ml_collections.ConfigDict:
+  """Load `FILE.py[:ARG]` by calling its `get_config(ARG)`."""
+  path, _, arg = spec.partition(":")
+  if not os.path.isfile(path):
+    raise ConfigError(f"--config: no file {path!r}; configs live in experiments/configs/ "
+                      "(e.g. --config experiments/configs/digits.py)")
+  module_spec = importlib.util.spec_from_file_location("gtnjax_user_config", path)
+  module = importlib.util.module_from_spec(module_spec)
+  try:
+    module_spec.loader.exec_module(module)
+  except Exception as e:  # a user's file: report it rather than a traceback
+    raise ConfigError(f"--config: {path} failed to load: {type(e).__name__}: {e}") from e
+  if not hasattr(module, "get_config"):
+    raise ConfigError(f"--config: {path} defines no get_config(arg) function")
+  try:
+    config = module.get_config(arg or None)
+  except ValueError as e:
+    raise ConfigError(f"--config {spec}: {e}") from e
+  if not isinstance(config, ml_collections.ConfigDict):
+    raise ConfigError(f"--config: {path}: get_config must return an ml_collections.ConfigDict")
+  unknown = set(config.keys()) - set(default_config().keys())
+  if unknown:
+    raise ConfigError(f"--config: {path} sets unknown field(s) {sorted(unknown)}; "
+                      f"known fields: {sorted(default_config().keys())}")
+  return config
+
+
+def _parse_value(field: str, text: str, current):
+  if isinstance(current, bool):
+    lowered = text.lower()
+    if lowered in ("1", "true", "yes"):
+      return True
+    if lowered in ("0", "false", "no"):
+      return False
+    raise ConfigError(f"--config.{field}: expected true or false, got {text!r}")
+  if isinstance(current, (int, float)):
+    try:
+      value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+      value = None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+      raise ConfigError(f"--config.{field}: expected a number, got {text!r}")
+    if isinstance(current, int) and not float(value).is_integer():
+      raise ConfigError(f"--config.{field}: expected an integer, got {text!r}")
+    return type(current)(value)
+  if isinstance(current, tuple):
+    try:
+      value = ast.literal_eval(text if "," in text or text.startswith("(") else text + ",")
+    except (ValueError, SyntaxError):
+      raise ConfigError(f"--config.{field}: expected comma-separated numbers, got {text!r}")
+    return tuple(value) if isinstance(value, (tuple, list)) else (value,)
+  return text
+
+
+def apply_overrides(config: ml_collections.ConfigDict, overrides: dict[str, str]
+                    ) -> ml_collections.ConfigDict:
+  """Apply `FIELD=VALUE` strings, typed like the field's current value."""
+  config = ml_collections.ConfigDict(config.to_dict())
+  for field, text in overrides.items():
+    if field not in config:
+      close = difflib.get_close_matches(field, list(config.keys()), n=3)
+      hint = f" (did you mean {', '.join(close)}?)" if close else ""
+      raise ConfigError(f"--config.{field}: no such config field{hint}; "
+                        f"known fields: {', '.join(sorted(config.keys()))}")
+    config[field] = _parse_value(field, text, config[field])
+  return config
+
+
+def learner_names(config) -> tuple[str, ...]:
+  return tuple(n.strip() for n in config.learner.split(",") if n.strip())
+
+
+def eval_learner_names(config) -> tuple[str, ...]:
+  names = tuple(n.strip() for n in config.eval_learners.split(",") if n.strip())
+  return names or learner_names(config)
+
+
+def validate(config) -> None:
+  """Every check that needs neither data nor compilation. Raises ConfigError."""
+  def need(condition, field, message):
+    if not condition:
+      raise ConfigError(f"config field '{field}' = {config[field]!r}: {message}")
+
+  for field in ("inner_steps", "inner_batch_size", "meta_batch_size", "population",
+                "num_meta_steps", "noise_size", "log_every", "checkpoint_every",
+                "keep_checkpoints", "eval_seeds", "generator_chunk"):
+    need(isinstance(config[field], int) and config[field] > 0, field,
+         "must be a positive integer")
+  for field in ("meta_lr", "init_inner_lr", "init_inner_momentum"):
+    need(config[field] > 0, field, "must be positive (it is log-parameterised or a step size)")
+  need(0 < config.final_relative_lr <= 1, "final_relative_lr", "must be in (0, 1]")
+  need(config.grad_clip >= 0, "grad_clip", "must be >= 0 (0 disables clipping)")
+  need(0 <= config.adam_b1 < 1, "adam_b1", "must be in [0, 1)")
+  need(0 <= config.adam_b2 < 1, "adam_b2", "must be in [0, 1)")
+  need(config.num_devices >= 0, "num_devices", "must be >= 0 (0 uses every device)")
+  need(config.probe_every >= 0, "probe_every", "must be >= 0 (0: only the final probe)")
+  need(config.probe_every == 0 or config.inner_steps % config.probe_every == 0, "probe_every",
+       f"must divide inner_steps={config.inner_steps} (or be 0 for the final probe only)")
+  need(config.teacher in teacher.TEACHER_KINDS, "teacher",
+       f"unknown teacher; choose one of {', '.join(teacher.TEACHER_KINDS)}")
+  need(config.curriculum in teacher.CURRICULA, "curriculum",
+       f"unknown curriculum; choose one of {', '.join(teacher.CURRICULA)}")
+  need(config.remat in inner_loop.REMAT_POLICIES, "remat",
+       f"unknown policy; choose one of {', '.join(inner_loop.REMAT_POLICIES)}")
+  for field, names in (("learner", learner_names(config)),
+                       ("eval_learners", eval_learner_names(config))):
+    need(len(names) > 0, field, "name at least one learner")
+    for name in names:
+      need(name in learners.ARCHITECTURES, field,
+           f"unknown learner {name!r}; choose from {', '.join(sorted(learners.ARCHITECTURES))}")
+  need(len(config.baseline_lrs) > 0 and all(v > 0 for v in config.baseline_lrs),
+       "baseline_lrs", "give one or more positive learning rates")
+  need(len(config.baseline_momenta) > 0 and all(0 <= v < 1 for v in config.baseline_momenta),
+       "baseline_momenta", "give one or more momenta in [0, 1)")
+  soft_ok = config.teacher == "distillation" or (
+      config.teacher == "generator" and config.curriculum != "none")
+  need(not config.soft_labels or soft_ok, "soft_labels",
+       "needs fixed label slots: use curriculum full/shuffled_batch/shuffled_all/gaussian "
+       "or teacher distillation")
+
+
+def validate_for_data(config, image_shape: tuple[int, int, int], num_train: int) -> None:
+  """Checks that need the data set's shape."""
+  h, w, _ = image_shape
+  if config.teacher == "generator" and (h % 4 or w % 4):
+    raise ConfigError(
+        f"config field 'teacher' = 'generator': data set {config.dataset!r} has {h}x{w} images, "
+        "but the generator needs height and width divisible by 4; use teacher=distillation")
+  if config.inner_batch_size > 100_000:
+    raise ConfigError("config field 'inner_batch_size' is implausibly large")
+  if num_train < 1:
+    raise ConfigError(f"data set {config.dataset!r} has no training images")
+
+
+def to_json(config) -> str:
+  return json.dumps(config.to_dict(), indent=1, sort_keys=True, default=list)
+
+
+def from_json(text: str) -> ml_collections.ConfigDict:
+  values = json.loads(text)
+  base = default_config()
+  for field, value in values.items():
+    if field in base:
+      base[field] = tuple(value) if isinstance(base[field], tuple) else value
+  return base

@@ -1,0 +1,317 @@
+"""Meta-training runs: the loop behind `gtnjax train`, usable from Python.
+
+    from gtnjax import config as gconfig, train
+    cfg = gconfig.default_config()            # or gconfig.load_config_file(...)
+    summary = train.train(cfg, "runs/digits")
+
+A run owns one workdir:
+  config.json        the config it was started with (resuming checks it);
+  metrics.jsonl      one JSON object per logged meta-step;
+  tensorboard/       event files of the same metrics;
+  checkpoints/       Orbax checkpoints (every `checkpoint_every` steps and at the end);
+  summary.json       evaluation after the last meta-step.
+Running the same command again on the same workdir resumes from the newest
+checkpoint and, on the same machine, reproduces the uninterrupted run exactly:
+every random draw comes from `fold_in(key(seed), step)`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import signal
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gtnjax import checkpointing, config as gconfig, data, evaluation, learners, meta, teacher
+
+_LOG = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class Run:
+  """A validated config with its data, specs and optimizer (nothing compiled yet)."""
+  config: Any
+  dataset: data.Dataset
+  setup: meta.MetaSetup
+  optimizer: Any
+
+  @property
+  def teacher_spec(self) -> teacher.TeacherSpec:
+    return self.setup.teacher
+
+  def learner_spec(self, name: str) -> learners.LearnerSpec:
+    return learners.make_learner(name, self.dataset.image_shape, self.dataset.num_classes,
+                                 random_widths=self.config.random_widths)
+
+  def keys(self) -> tuple[jax.Array, jax.Array]:
+    """(teacher-init key, meta-training key), both from config.seed."""
+    init_key, train_key = jax.random.split(jax.random.key(self.config.seed))
+    return init_key, train_key
+
+
+def prepare(config, *, data_dir: str | None = None) -> Run:
+  """Validate the config, load the data and build the specs: every error comes here."""
+  gconfig.validate(config)
+  data.check_available(config.dataset, data_dir=data_dir)
+  dataset = data.load(config.dataset, data_dir=data_dir)
+  gconfig.validate_for_data(config, dataset.image_shape, dataset.train_images.shape[0])
+  tspec = teacher.TeacherSpec(
+      kind=config.teacher, curriculum=config.curriculum, image_shape=dataset.image_shape,
+      num_classes=dataset.num_classes, inner_steps=config.inner_steps,
+      batch_size=config.inner_batch_size, noise_size=config.noise_size,
+      soft_labels=config.soft_labels, init_lr=config.init_inner_lr,
+      init_momentum=config.init_inner_momentum, generator_chunk=config.generator_chunk)
+  specs = tuple(learners.make_learner(n, dataset.image_shape, dataset.num_classes,
+                                      random_widths=config.random_widths)
+                for n in gconfig.learner_names(config))
+  setup = meta.MetaSetup(teacher=tspec, learners=specs, population=config.population,
+                         meta_batch_size=config.meta_batch_size,
+                         probe_every=config.probe_every or config.inner_steps,
+                         remat=config.remat)
+  optimizer = meta.make_optimizer(config.meta_lr, config.num_meta_steps,
+                                  config.final_relative_lr, config.grad_clip,
+                                  config.adam_b1, config.adam_b2)
+  return Run(config, dataset, setup, optimizer)
+
+
+def _check_workdir_config(workdir: str, config) -> None:
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    return
+  with open(path) as f:
+    saved = json.load(f)
+  changed = [f for f in gconfig.RUN_DEFINING_FIELDS
+             if f in saved and saved[f] != (list(config[f]) if isinstance(config[f], tuple)
+                                            else config[f])]
+  if changed:
+    detail = ", ".join(f"{f}: {saved[f]!r} -> {config[f]!r}" for f in changed)
+    raise gconfig.ConfigError(
+        f"--workdir {workdir} holds a run with a different config ({detail}); resume it with "
+        "its own config (see its config.json) or choose a new --workdir")
+
+
+def _read_metrics(path: str, up_to_step: int) -> list[str]:
+  """Lines of metrics.jsonl with step <= up_to_step (later ones were not checkpointed)."""
+  if not os.path.exists(path):
+    return []
+  kept = []
+  with open(path) as f:
+    for line in f:
+      try:
+        record = json.loads(line)
+      except json.JSONDecodeError:
+        break  # a line cut by a kill: nothing after it is trustworthy
+      if record.get("step", 0) <= up_to_step:
+        kept.append(line if line.endswith("\n") else line + "\n")
+  return kept
+
+
+class _PreemptionFlag:
+  """Turns SIGTERM into a flag checked between meta-steps."""
+
+  def __init__(self):
+    self.raised = False
+    self._previous = None
+
+  def __enter__(self):
+    try:
+      self._previous = signal.signal(signal.SIGTERM, self._handle)
+    except ValueError:  # not the main thread: leave signals alone
+      self._previous = None
+    return self
+
+  def _handle(self, signum, frame):
+    self.raised = True
+
+  def __exit__(self, *exc):
+    if self._previous is not None:
+      signal.signal(signal.SIGTERM, self._previous)
+
+
+def make_step_fn(run: Run):
+  """The jitted meta-step: sharded over devices when more than one is used."""
+  num_devices = run.config.num_devices or jax.device_count()
+  if num_devices > 1:
+    from gtnjax import parallel  # imported lazily: single-device runs do not need it
+    mesh = parallel.make_mesh(num_devices)
+    parallel.check_population(run.config.population, run.config.meta_batch_size, mesh)
+    return parallel.make_sharded_meta_step(run.setup, run.optimizer, mesh), mesh
+  return meta.make_meta_step(run.setup, run.optimizer), None
+
+
+def train(config, workdir: str, *, progress: bool = True, data_dir: str | None = None,
+          stop_after: int | None = None) -> dict[str, Any]:
+  """Meta-train (or resume) in `workdir`, evaluate, write summary.json.
+
+  Args:
+    config: a ConfigDict (see gtnjax.config.default_config).
+    workdir: the run's folder; created if missing.
+    progress: show a progress bar.
+    data_dir: tfds data folder (default: $TFDS_DATA_DIR).
+    stop_after: stop (with a checkpoint) after this many meta-steps in total,
+      as a preemption would; for tests and time-boxed jobs.
+
+  Returns:
+    The summary dict (also in workdir/summary.json); {"preempted": True, ...}
+    if stopped early by SIGTERM or `stop_after`.
+  """
+  start_time = time.time()
+  run = prepare(config, data_dir=data_dir)
+  os.makedirs(workdir, exist_ok=True)
+  _check_workdir_config(workdir, config)
+  with open(os.path.join(workdir, "config.json"), "w") as f:
+    f.write(gconfig.to_json(config))
+
+  init_key, train_key = run.keys()
+  state = meta.init_state(run.setup, run.optimizer, init_key)
+  step_fn, mesh = make_step_fn(run)
+  if mesh is not None:
+    from gtnjax import parallel
+    state = parallel.replicate(state, mesh)
+  checkpointer = checkpointing.Checkpointer(workdir, keep=config.keep_checkpoints)
+  restored = checkpointer.restore_latest(state)
+  start_step = 0
+  if restored is not None:
+    start_step, state = restored
+    _LOG.info("resuming %s from meta-step %d", workdir, start_step)
+  metrics_path = os.path.join(workdir, "metrics.jsonl")
+  kept = _read_metrics(metrics_path, start_step)
+  with open(metrics_path, "w") as f:
+    f.writelines(kept)
+
+  train_images = jnp.asarray(run.dataset.train_images)
+  train_labels = jnp.asarray(run.dataset.train_labels)
+  from tensorboardX import SummaryWriter  # heavy import, only for training
+  from tqdm import tqdm
+  writer = SummaryWriter(os.path.join(workdir, "tensorboard"))
+  end_step = config.num_meta_steps if stop_after is None else min(stop_after,
+                                                                   config.num_meta_steps)
+  preempted = False
+  bar = tqdm(total=config.num_meta_steps, initial=start_step, disable=not progress,
+             desc=f"meta-train {config.dataset}", unit="step", dynamic_ncols=True)
+  with _PreemptionFlag() as flag, open(metrics_path, "a") as metrics_file:
+    step = start_step
+    while step < end_step:
+      t0 = time.perf_counter()
+      state, metrics = step_fn(state, train_key, train_images, train_labels)
+      step += 1
+      if step % config.log_every == 0 or step == end_step:
+        values = {k: float(v) for k, v in jax.device_get(metrics).items()}
+        record = {"step": step, **values, "seconds": time.perf_counter() - t0}
+        metrics_file.write(json.dumps(record) + "\n")
+        metrics_file.flush()
+        for name, value in values.items():
+          writer.add_scalar(f"meta/{name}", value, step)
+        bar.set_postfix(loss=f"{values['meta_loss']:.3f}", acc=f"{values['meta_accuracy']:.3f}")
+      bar.update(1)
+      if step % config.checkpoint_every == 0:
+        checkpointer.save(step, state)
+      if flag.raised:
+        preempted = True
+        break
+    bar.close()
+    checkpointer.save(step, state)
+  writer.close()
+  checkpointer.close()
+  if preempted or step < config.num_meta_steps:
+    _LOG.warning("stopped at meta-step %d of %d with a checkpoint; rerun the same command "
+                 "to resume", step, config.num_meta_steps)
+    return {"preempted": True, "step": step}
+
+  summary = summarise(run, state.teacher_params, init_key)
+  summary["wall_seconds"] = time.time() - start_time
+  summary["skipped_updates"] = int(state.skipped_updates)
+  with open(os.path.join(workdir, "summary.json"), "w") as f:
+    json.dump(summary, f, indent=1)
+  return summary
+
+
+def summarise(run: Run, teacher_params, init_key: jax.Array | None = None,
+              learner_names: tuple[str, ...] | None = None,
+              num_seeds: int | None = None) -> dict[str, Any]:
+  """Evaluation of a teacher against the real-data baseline (see gtnjax.evaluation)."""
+  config = run.config
+  names = learner_names or gconfig.eval_learner_names(config)
+  num_seeds = num_seeds or config.eval_seeds
+  per_learner = {}
+  for name in names:
+    spec = run.learner_spec(name)
+    result = {
+        "gtn_test_accuracy": evaluation.evaluate_teacher(
+            run.teacher_spec, teacher_params, spec, run.dataset, seed=config.seed,
+            num_seeds=num_seeds),
+        "real_data_test_accuracy": evaluation.evaluate_real_data(
+            spec, run.dataset, inner_steps=config.inner_steps,
+            batch_size=config.inner_batch_size, lrs=config.baseline_lrs,
+            momenta=config.baseline_momenta, seed=config.seed, num_seeds=num_seeds),
+    }
+    if init_key is not None:
+      untrained = run.teacher_spec.init(init_key)
+      result["untrained_teacher_test_accuracy"] = evaluation.evaluate_teacher(
+          run.teacher_spec, untrained, spec, run.dataset, seed=config.seed,
+          num_seeds=num_seeds)
+    per_learner[name] = result
+  first = per_learner[names[0]]
+  return {
+      "dataset": config.dataset,
+      "learner": names[0],
+      "teacher": config.teacher,
+      "curriculum": config.curriculum,
+      "inner_steps": config.inner_steps,
+      "inner_batch_size": config.inner_batch_size,
+      "meta_steps": config.num_meta_steps,
+      "seed": config.seed,
+      **first,
+      "per_learner": per_learner,
+  }
+
+
+def load_teacher(workdir: str, *, data_dir: str | None = None) -> tuple[Run, Any, int]:
+  """(run, teacher params, step) from a workdir's config and newest checkpoint."""
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    raise checkpointing.CheckpointError(
+        f"{workdir} holds no run (no config.json): train one first with "
+        f"`gtnjax train --config ... --workdir {workdir}`")
+  with open(path) as f:
+    config = gconfig.from_json(f.read())
+  run = prepare(config, data_dir=data_dir)
+  init_key, _ = run.keys()
+  like = meta.init_state(run.setup, run.optimizer, init_key)
+  checkpointer = checkpointing.Checkpointer(workdir, keep=config.keep_checkpoints)
+  restored = checkpointer.restore_latest(like)
+  checkpointer.close()
+  if restored is None:
+    raise checkpointing.CheckpointError(
+        f"{workdir} has no checkpoint yet: run `gtnjax train` on it first")
+  step, state = restored
+  return run, state.teacher_params, step
+
+
+def export_curriculum(run: Run, teacher_params, path: str) -> dict[str, np.ndarray]:
+  """Write the synthetic curriculum as plain arrays (see `gtnjax export`)."""
+  _, train_key = run.keys()
+  batches = jax.jit(run.teacher_spec.batches)(
+      teacher_params, jax.random.fold_in(train_key, evaluation.EVAL_KEY_SALT),
+      jnp.asarray(run.dataset.train_images), jnp.asarray(run.dataset.train_labels))
+  arrays = {
+      "x": np.asarray(batches.x, np.float32),
+      "y": np.asarray(batches.y, np.float32),
+      "lr": np.asarray(batches.lr, np.float32),
+      "momentum": np.asarray(batches.momentum, np.float32),
+      "mean": np.asarray(run.dataset.mean, np.float32),
+      "std": np.asarray(run.dataset.std, np.float32),
+      "dataset": np.asarray(run.config.dataset),
+      "learner": np.asarray(gconfig.learner_names(run.config)[0]),
+  }
+  tmp = path + ".tmp.npz"
+  np.savez(tmp, **arrays)
+  os.replace(tmp, path)
+  return arrays
