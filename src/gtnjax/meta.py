@@ -11,7 +11,7 @@ sharded over devices by `gtnjax.parallel` without changing this code.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -22,6 +22,10 @@ from gtnjax.learners import LearnerSpec
 from gtnjax.teacher import TeacherSpec
 
 Params = dict[str, Any]
+# Optional hook for `gtnjax.parallel`: called inside `meta_loss` as
+# constrain("population_keys", keys [A, P]) and constrain("probes", Probes), it
+# returns its input with a sharding constraint; None means no constraint.
+Constrain = Callable[[str, Any], Any]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,7 +90,8 @@ def population_keys(key: jax.Array, setup: MetaSetup) -> jax.Array:
 
 
 def meta_loss(teacher_params: Params, setup: MetaSetup, key: jax.Array,
-              train_images: jax.Array, train_labels: jax.Array
+              train_images: jax.Array, train_labels: jax.Array,
+              constrain: Constrain | None = None
               ) -> tuple[jax.Array, dict[str, jax.Array]]:
   """Mean over the population of the summed probe losses.
 
@@ -96,6 +101,8 @@ def meta_loss(teacher_params: Params, setup: MetaSetup, key: jax.Array,
     key: this meta-step's randomness.
     train_images: [N, H, W, C] real images the probes are drawn from.
     train_labels: [N] int32.
+    constrain: optional sharding hook (see `Constrain`); it changes where the
+      work runs, never the random numbers drawn.
 
   Returns:
     (meta-loss, aux metrics: final probe loss and accuracy, means over learners).
@@ -107,6 +114,9 @@ def meta_loss(teacher_params: Params, setup: MetaSetup, key: jax.Array,
   probes = sample_probes(probe_key, train_images, train_labels,
                          setup.num_probes, setup.meta_batch_size)
   keys = population_keys(learner_key, setup)
+  if constrain is not None:
+    keys = constrain("population_keys", keys)
+    probes = constrain("probes", probes)
 
   losses, final_losses, final_accuracies = [], [], []
   for spec, spec_keys in zip(setup.learners, keys):
@@ -127,7 +137,8 @@ def meta_loss(teacher_params: Params, setup: MetaSetup, key: jax.Array,
 
 def meta_step(state: MetaState, key: jax.Array, train_images: jax.Array,
               train_labels: jax.Array, *, setup: MetaSetup,
-              optimizer: optax.GradientTransformation) -> tuple[MetaState, dict[str, jax.Array]]:
+              optimizer: optax.GradientTransformation,
+              constrain: Constrain | None = None) -> tuple[MetaState, dict[str, jax.Array]]:
   """One teacher update. A non-finite gradient leaves params and optimizer untouched.
 
   Args:
@@ -136,14 +147,15 @@ def meta_step(state: MetaState, key: jax.Array, train_images: jax.Array,
       resumed run draws exactly what an uninterrupted one would.
     train_images, train_labels: real data the probes are drawn from.
     setup, optimizer: static.
+    constrain: optional sharding hook passed to `meta_loss`.
 
   Returns:
     (state after the step, scalar metrics).
   """
   step_key = jax.random.fold_in(key, state.step)
   (loss, aux), grads = jax.value_and_grad(meta_loss, has_aux=True)(
-      state.teacher_params, setup, step_key, train_images, train_labels)
-  grad_norm = optax.global_norm(grads)
+      state.teacher_params, setup, step_key, train_images, train_labels, constrain)
+  grad_norm = optax.tree.norm(grads)
   finite = jnp.isfinite(grad_norm) & jnp.isfinite(loss)
   updates, opt_state = optimizer.update(grads, state.opt_state, state.teacher_params)
   params = optax.apply_updates(state.teacher_params, updates)
