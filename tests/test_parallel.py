@@ -111,13 +111,13 @@ def test_two_processes_match_one_process(eight_devices, tmp_path):
 
 # ------------------------------------------------------------ no devices needed
 def test_check_population_names_the_fix():
-  parallel.check_population(16, 8, meta_batch_size=128)
+  parallel.check_population(16, 128, 8)
   with pytest.raises(ValueError, match=r"population=10 .* 8 devices.*--config.population.* 8 or 16"):
-    parallel.check_population(10, 8)
+    parallel.check_population(10, None, 8)
   with pytest.raises(ValueError, match=r"meta_batch_size=100 .*--config.meta_batch_size"):
-    parallel.check_population(16, 8, meta_batch_size=100)
+    parallel.check_population(16, 100, 8)
   with pytest.raises(ValueError, match=r"population=3 .*e\.g\. 4\)"):
-    parallel.check_population(3, 4)
+    parallel.check_population(3, 4, 4)
 
 
 @pytest.mark.parametrize("env,expected", [

@@ -17,4 +17,4 @@ GPUS=$(nvidia-smi -L | wc -l)
 
 exec gtnjax train --config "$CONFIG" --workdir "$WORKDIR" \
   --coordinator_address "$COORDINATOR" --num_processes "$NUM_NODES" --process_id "$NODE_RANK" \
-  --config.population=$((NUM_NODES * GPUS)) "$@"
+  --config.population=$((NUM_NODES * GPUS)) --no-progress "$@"

@@ -31,5 +31,5 @@ gcloud compute tpus tpu-vm ssh "$TPU" --zone "$ZONE" --worker=all --command "
   mkdir -p ~/tensorflow_datasets && gsutil -m -q rsync -r $BUCKET/tensorflow_datasets ~/tensorflow_datasets
   . ~/venv/bin/activate && cd gtnjax
   export TFDS_DATA_DIR=~/tensorflow_datasets GTNJAX_DISTRIBUTED=1
-  gtnjax train --config $CONFIG --workdir $WORKDIR --config.population=$POPULATION ${*:-}
+  gtnjax train --config $CONFIG --workdir $WORKDIR --config.population=$POPULATION --no-progress ${*:-}
 "

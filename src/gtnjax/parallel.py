@@ -48,7 +48,7 @@ API used by the training loop:
 
   parallel.initialize_distributed(coordinator_address, num_processes, process_id)
   mesh = parallel.make_mesh()                        # 1-D, axis "population"
-  parallel.check_population(setup.population, mesh, setup.meta_batch_size)
+  parallel.check_population(setup.population, setup.meta_batch_size, mesh)
   step_fn = parallel.make_sharded_meta_step(setup, optimizer, mesh)
   state = parallel.replicate(meta.init_state(setup, optimizer, key), mesh)
   images, labels = parallel.replicate((images, labels), mesh)
@@ -194,15 +194,19 @@ def _size(mesh: Mesh | int) -> int:
   return mesh if isinstance(mesh, int) else mesh.shape[AXIS]
 
 
-def check_population(population: int, mesh: Mesh | int,
-                     meta_batch_size: int | None = None) -> None:
+def check_population(population: int, meta_batch_size: int | None,
+                     mesh: Mesh | int) -> None:
   """Raises ValueError (naming the fix) unless D devices split the work evenly.
 
   Args:
     population: learners per architecture per meta-step (config `population`).
+    meta_batch_size: images per probe batch (config `meta_batch_size`); None
+      skips its check.
     mesh: the mesh, or its number of devices D.
-    meta_batch_size: images per probe batch (config `meta_batch_size`).
   """
+  if isinstance(meta_batch_size, Mesh):
+    raise TypeError("check_population(population, meta_batch_size, mesh): "
+                    "meta_batch_size comes before the mesh")
   d = _size(mesh)
   for field, value in (("population", population), ("meta_batch_size", meta_batch_size)):
     if value is not None and value % d:
@@ -356,7 +360,7 @@ def make_sharded_meta_step(setup: meta.MetaSetup, optimizer: optax.GradientTrans
   Returns:
     The jitted step. Its state and metrics come back replicated.
   """
-  check_population(setup.population, mesh, setup.meta_batch_size)
+  check_population(setup.population, setup.meta_batch_size, mesh)
   if data not in ("replicated", "sharded"):
     raise ValueError(f"data must be 'replicated' or 'sharded', got {data!r}")
   everywhere = replicated(mesh)
