@@ -1,0 +1,116 @@
+"""Training loop: compiles once, is deterministic, resumes exactly, skips bad updates."""
+
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gtnjax import checkpointing, config as gconfig, meta, train
+
+
+def tiny_config(**overrides):
+  c = gconfig.load_config_file(os.path.join(os.path.dirname(__file__), "..", "experiments",
+                                            "configs", "digits.py") + ":test")
+  c.num_meta_steps = 5
+  c.checkpoint_every = 2
+  c.eval_seeds = 2
+  for k, v in overrides.items():
+    c[k] = v
+  return c
+
+
+def test_meta_step_compiles_once():
+  run = train.prepare(tiny_config())
+  init_key, train_key = run.keys()
+  state = meta.init_state(run.setup, run.optimizer, init_key)
+  step = meta.make_meta_step(run.setup, run.optimizer)
+  x, y = jnp.asarray(run.dataset.train_images), jnp.asarray(run.dataset.train_labels)
+  for _ in range(3):
+    state, metrics = step(state, train_key, x, y)
+  assert step._cache_size() == 1
+  assert int(state.step) == 3
+  assert np.isfinite(float(metrics["meta_loss"]))
+
+
+def read_metrics(workdir):
+  records = [json.loads(l) for l in open(os.path.join(workdir, "metrics.jsonl"))]
+  for r in records:
+    r.pop("seconds")
+  return records
+
+
+def final_params(workdir, config):
+  run = train.prepare(config)
+  like = meta.init_state(run.setup, run.optimizer, run.keys()[0])
+  ckpt = checkpointing.Checkpointer(str(workdir))
+  step, state = ckpt.restore_latest(like)
+  ckpt.close()
+  return step, state
+
+
+def test_interrupted_run_resumes_bit_identically(tmp_path):
+  config = tiny_config()
+  full = tmp_path / "full"
+  summary = train.train(config, str(full), progress=False)
+  assert summary["meta_steps"] == 5 and "gtn_test_accuracy" in summary
+
+  resumed = tmp_path / "resumed"
+  stopped = train.train(config, str(resumed), progress=False, stop_after=3)
+  assert stopped == {"preempted": True, "step": 3}
+  # a killed process may leave metrics past the last checkpoint: they are dropped
+  with open(resumed / "metrics.jsonl", "a") as f:
+    f.write('{"step": 4, "meta_loss": 123.0}\n{"step": 5, "meta_lo')
+  train.train(config, str(resumed), progress=False)
+
+  assert read_metrics(full) == read_metrics(resumed)
+  step_a, state_a = final_params(full, config)
+  step_b, state_b = final_params(resumed, config)
+  assert step_a == step_b == 5
+  for a, b in zip(jax.tree.leaves(state_a), jax.tree.leaves(state_b)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_same_seed_same_result_other_seed_differs(tmp_path):
+  config = tiny_config(num_meta_steps=2)
+  a = train.train(config, str(tmp_path / "a"), progress=False)
+  b = train.train(config, str(tmp_path / "b"), progress=False)
+  c = train.train(tiny_config(num_meta_steps=2, seed=1), str(tmp_path / "c"), progress=False)
+  assert read_metrics(tmp_path / "a") == read_metrics(tmp_path / "b")
+  assert a["gtn_test_accuracy"] == b["gtn_test_accuracy"]
+  assert read_metrics(tmp_path / "a") != read_metrics(tmp_path / "c")
+
+
+def test_non_finite_meta_gradient_is_skipped_and_counted():
+  run = train.prepare(tiny_config())
+  init_key, train_key = run.keys()
+  state = meta.init_state(run.setup, run.optimizer, init_key)
+  step = meta.make_meta_step(run.setup, run.optimizer)
+  x, y = jnp.asarray(run.dataset.train_images), jnp.asarray(run.dataset.train_labels)
+  poisoned = x.at[:].set(jnp.nan)  # every probe is NaN: loss and gradient are NaN
+  before = jax.tree.map(np.asarray, state.teacher_params)
+  state, metrics = step(state, train_key, poisoned, y)
+  assert int(metrics["skipped"]) == 1 and int(state.skipped_updates) == 1
+  for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(state.teacher_params)):
+    np.testing.assert_array_equal(a, np.asarray(b))
+  state, metrics = step(state, train_key, x, y)  # and training goes on
+  assert int(metrics["skipped"]) == 0 and int(state.skipped_updates) == 1
+  assert int(state.step) == 2
+
+
+def test_corrupt_latest_checkpoint_falls_back_to_previous(tmp_path):
+  config = tiny_config(num_meta_steps=4)
+  train.train(config, str(tmp_path), progress=False)
+  ckpt_dir = tmp_path / "checkpoints"
+  assert sorted(int(s) for s in os.listdir(ckpt_dir)) == [2, 4]
+  # Corrupt every data file of step 4.
+  for root, _, files in os.walk(ckpt_dir / "4"):
+    for name in files:
+      if not name.startswith("_") and "commit" not in name:
+        with open(os.path.join(root, name), "wb") as f:
+          f.write(b"garbage")
+  step, _ = final_params(tmp_path, config)
+  assert step == 2
+  assert os.listdir(tmp_path / "corrupt_checkpoints") == ["4"]  # moved aside, not deleted
