@@ -14,6 +14,8 @@ probe always follows the last step.
 
 from __future__ import annotations
 
+import functools
+import math
 from typing import Any, NamedTuple
 
 import jax
@@ -23,15 +25,29 @@ from gtnjax import layers
 from gtnjax.learners import BatchMeans, LearnerSpec
 from gtnjax.teacher import InnerBatches
 
-# name -> how the inner step is rematerialised in the backward pass.
-#   none       keep every intermediate of every step (fastest, most memory);
-#   step       keep only the learner state entering each step and recompute
-#              the step (memory: one learner state per step);
+# name -> how the inner loop is rematerialised in the backward pass. The unit
+# of the scan is "probe the learner entering a block, then train it for the
+# block's k steps", so the probe and the block's first step share one saved
+# state (with k = 1, the paper's setting, a unit is one step).
+#   none       keep every intermediate of every step (fastest, most memory:
+#              hundreds of MB per step at the paper's scale);
+#   step       keep only the learner state entering each step (and probe) and
+#              recompute the step in the backward pass (memory: one learner
+#              state per step);
 #   step_dots  like step, but also keep matmul/conv outputs without batch dims;
 #   block      keep only the state entering each block of k steps; the block
-#              is recomputed, itself with per-step remat (nested: memory of
-#              T/k + k learner states).
-REMAT_POLICIES = ("none", "step", "step_dots", "block")
+#              is recomputed, itself with per-step remat (T/k + k states);
+#   nested     keep only the state entering each chunk of c ~ sqrt(T/k)
+#              blocks; a chunk is recomputed with per-step remat inside
+#              (memory ~ 2 sqrt(T) states, one more forward pass per step).
+REMAT_POLICIES = ("none", "step", "step_dots", "block", "nested")
+
+
+def nested_chunk(num_blocks: int) -> int:
+  """Blocks per checkpointed chunk for remat="nested": the largest divisor of
+  num_blocks not above ceil(sqrt(num_blocks))."""
+  limit = math.ceil(math.sqrt(num_blocks))
+  return max(d for d in range(1, limit + 1) if num_blocks % d == 0)
 
 
 class LearnerState(NamedTuple):
@@ -123,26 +139,54 @@ def unroll(spec: LearnerSpec, state: LearnerState, batches: InnerBatches,
     x, y, lr, momentum = batch
     return sgd_step(spec, state, x, y, lr, momentum)
 
-  if remat in ("step", "block"):
+  def probe(state, images, labels):
+    return evaluate(spec, state, images, labels)
+
+  if remat in ("step", "block", "nested"):
     step = jax.checkpoint(step, policy=jax.checkpoint_policies.nothing_saveable)
+    probe = jax.checkpoint(probe, policy=jax.checkpoint_policies.nothing_saveable)
   elif remat == "step_dots":
-    step = jax.checkpoint(
-        step, policy=jax.checkpoint_policies.dots_with_no_batch_dims_saveable)
+    policy = jax.checkpoint_policies.dots_with_no_batch_dims_saveable
+    step = jax.checkpoint(step, policy=policy)
+    probe = jax.checkpoint(probe, policy=policy)
 
-  def train_block(state, block_batches):
-    return jax.lax.scan(step, state, block_batches)
+  def probe_then_block(state, xs):
+    # Unit j probes the state entering block j (that is probe j - 1, after
+    # block j - 1), then trains block j; unit 0 has nothing to probe. The probe
+    # and the first step take the same state, so a checkpoint keeps it once.
+    index, probe_images, probe_labels, block_batches = xs
+    def skip(*args):
+      return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(probe, *args))
 
-  if remat == "block":
-    train_block = jax.checkpoint(train_block,
-                                 policy=jax.checkpoint_policies.nothing_saveable)
-
-  def block_then_probe(state, xs):
-    block_batches, probe_images, probe_labels = xs
-    state, train_losses = train_block(state, block_batches)
-    probe_loss, probe_accuracy = evaluate(spec, state, probe_images, probe_labels)
+    probe_loss, probe_accuracy = jax.lax.cond(
+        index > 0, probe, skip, state, probe_images, probe_labels)
+    state, train_losses = jax.lax.scan(step, state, block_batches)
     return state, (train_losses, probe_loss, probe_accuracy)
 
-  blocked = jax.tree.map(lambda a: a.reshape(num_probes, block, *a.shape[1:]), batches)
-  state, (train_losses, probe_losses, probe_accuracy) = jax.lax.scan(
-      block_then_probe, state, (InnerBatches(*blocked), probes.images, probes.labels))
+  blocked = InnerBatches(*jax.tree.map(
+      lambda a: a.reshape(num_probes, block, *a.shape[1:]), batches))
+  # Probe j - 1 goes with unit j; unit 0's slot gets probe 0, never evaluated.
+  shifted = jax.tree.map(lambda a: jnp.concatenate([a[:1], a[:-1]]),
+                         (probes.images, probes.labels))
+  xs = (jnp.arange(num_probes), *shifted, blocked)
+
+  if remat == "block":
+    unit = jax.checkpoint(probe_then_block, policy=jax.checkpoint_policies.nothing_saveable)
+    state, ys = jax.lax.scan(unit, state, xs)
+  elif remat == "nested":
+    chunk = nested_chunk(num_probes)
+
+    @functools.partial(jax.checkpoint, policy=jax.checkpoint_policies.nothing_saveable)
+    def run_chunk(state, chunk_xs):
+      return jax.lax.scan(probe_then_block, state, chunk_xs)
+
+    chunked = jax.tree.map(lambda a: a.reshape(num_probes // chunk, chunk, *a.shape[1:]), xs)
+    state, ys = jax.lax.scan(run_chunk, state, chunked)
+    ys = jax.tree.map(lambda a: a.reshape(num_probes, *a.shape[2:]), ys)
+  else:
+    state, ys = jax.lax.scan(probe_then_block, state, xs)
+  train_losses, probe_losses, probe_accuracy = ys
+  last_loss, last_accuracy = evaluate(spec, state, probes.images[-1], probes.labels[-1])
+  probe_losses = jnp.concatenate([probe_losses[1:], last_loss[None]])
+  probe_accuracy = jnp.concatenate([probe_accuracy[1:], last_accuracy[None]])
   return UnrollOutput(state, train_losses.reshape(num_steps), probe_losses, probe_accuracy)
