@@ -88,7 +88,7 @@ def trained(tmp_path_factory, repo_root):
   """One short digits run (the `test` scale of the default config)."""
   workdir = tmp_path_factory.mktemp("digits_run")
   result = gtnjax("train", "--config", DIGITS_TEST, "--workdir", str(workdir),
-                  "--config.num_meta_steps=60", "--config.checkpoint_every=20",
+                  "--config.num_meta_steps=100", "--config.checkpoint_every=40",
                   "--config.eval_seeds=4", "--no-progress", cwd=repo_root)
   assert result.returncode == 0, result.stderr[-3000:]
   return workdir, result
@@ -98,7 +98,7 @@ def test_train_writes_metrics_summary_and_checkpoints(trained):
   workdir, result = trained
   assert "GTN test accuracy" in result.stdout
   records = [json.loads(l) for l in open(workdir / "metrics.jsonl")]
-  assert [r["step"] for r in records] == list(range(1, 61))
+  assert [r["step"] for r in records] == list(range(1, 101))
   for key in ("step", "meta_loss", "meta_accuracy", "grad_norm", "seconds"):
     assert all(np.isfinite(r[key]) for r in records), key
   summary = json.load(open(workdir / "summary.json"))
@@ -106,7 +106,7 @@ def test_train_writes_metrics_summary_and_checkpoints(trained):
     assert key in summary
   for key in ("gtn_test_accuracy", "real_data_test_accuracy"):
     assert set(summary[key]) >= {"mean", "std", "n"} and summary[key]["n"] == 4
-  assert sorted(int(s) for s in os.listdir(workdir / "checkpoints")) == [20, 40, 60]
+  assert sorted(int(s) for s in os.listdir(workdir / "checkpoints")) == [40, 80, 100]
   assert os.listdir(workdir / "tensorboard")
 
 
@@ -132,9 +132,9 @@ def test_evaluate_export_samples_plot(trained, tmp_path, repo_root):
   assert gtnjax("export", "--workdir", str(workdir), "--out", str(out),
                 cwd=repo_root).returncode == 0
   arrays = np.load(out)
-  assert arrays["x"].shape == (4, 16, 8, 8, 1) and arrays["x"].dtype == np.float32
-  assert arrays["y"].shape == (4, 16, 10) and arrays["y"].dtype == np.float32
-  assert arrays["lr"].shape == (4,) and arrays["momentum"].shape == (4,)
+  assert arrays["x"].shape == (8, 16, 8, 8, 1) and arrays["x"].dtype == np.float32
+  assert arrays["y"].shape == (8, 16, 10) and arrays["y"].dtype == np.float32
+  assert arrays["lr"].shape == (8,) and arrays["momentum"].shape == (8,)
   assert arrays["mean"].shape == (1,) and arrays["std"].shape == (1,)
   assert str(arrays["dataset"]) == "digits" and str(arrays["learner"]) == "cnn_small"
 
@@ -148,9 +148,9 @@ def test_evaluate_export_samples_plot(trained, tmp_path, repo_root):
 def test_changed_config_on_existing_workdir_is_refused(trained, repo_root):
   workdir, _ = trained
   result = gtnjax("train", "--config", DIGITS_TEST, "--workdir", str(workdir),
-                  "--config.num_meta_steps=60", "--config.seed=7", cwd=repo_root)
+                  "--config.num_meta_steps=100", "--config.seed=7", cwd=repo_root)
   assert result.returncode == 2 and "different config" in result.stderr
-  assert sorted(int(s) for s in os.listdir(workdir / "checkpoints")) == [20, 40, 60]
+  assert sorted(int(s) for s in os.listdir(workdir / "checkpoints")) == [40, 80, 100]
 
 
 def test_override_parsing():

@@ -19,9 +19,9 @@ def get_config(arg=None):
   c.num_meta_steps = 200
   c.checkpoint_every = 50
   if arg == "test":
-    c.inner_steps = 4
+    c.inner_steps = 8
     c.inner_batch_size = 16
-    c.meta_batch_size = 32
+    c.meta_batch_size = 64
     c.population = 1
     c.num_meta_steps = 6
     c.checkpoint_every = 2

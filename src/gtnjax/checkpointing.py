@@ -59,13 +59,7 @@ class Checkpointer:
       try:
         state = self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
       except Exception as e:  # any failure to read means this step is unusable
-        os.makedirs(self.corrupt_directory, exist_ok=True)
-        target = os.path.join(self.corrupt_directory, f"{step}")
-        suffix = 0
-        while os.path.exists(target):
-          suffix += 1
-          target = os.path.join(self.corrupt_directory, f"{step}.{suffix}")
-        shutil.move(os.path.join(self.directory, str(step)), target)
+        target = self._move_aside(step)
         _LOG.warning("checkpoint %d in %s cannot be restored (%s: %s); moved it to %s and "
                      "trying the previous one", step, self.directory, type(e).__name__,
                      str(e).splitlines()[0][:200] if str(e) else "", target)
@@ -77,6 +71,21 @@ class Checkpointer:
           f"no checkpoint under {self.directory} could be restored (the unreadable ones are in "
           f"{self.corrupt_directory}); to start over, use a new --workdir")
     return None
+
+  def _move_aside(self, step: int) -> str:
+    """Move an unreadable step out of Orbax's folder (process 0 moves; all wait)."""
+    target = os.path.join(self.corrupt_directory, f"{step}")
+    suffix = 0
+    while os.path.exists(target):
+      suffix += 1
+      target = os.path.join(self.corrupt_directory, f"{step}.{suffix}")
+    if jax.process_index() == 0:
+      os.makedirs(self.corrupt_directory, exist_ok=True)
+      shutil.move(os.path.join(self.directory, str(step)), target)
+    if jax.process_count() > 1:
+      from jax.experimental import multihost_utils
+      multihost_utils.sync_global_devices(f"gtnjax_move_aside_{step}")
+    return target
 
   def close(self) -> None:
     self._manager.close()

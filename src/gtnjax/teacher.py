@@ -118,12 +118,17 @@ class TeacherSpec:
         "log_momentum": jnp.full((t,), math.log(self.init_momentum), dtype=jnp.zeros(()).dtype),
     }
     if self.kind == "generator":
-      params["generator"] = init_generator(gen_key, z + self.num_classes, self.image_shape)
       if self.curriculum in ("full", "shuffled_batch", "shuffled_all"):
         params["curriculum"] = jax.random.normal(curriculum_key, (t, b, z))
       elif self.curriculum == "gaussian":
         params["curriculum"] = {"mean": jnp.zeros((t, z)),
                                 "log_sigma": jnp.zeros((t, z))}
+      first_noise = (params["curriculum"][0] if "curriculum" in params and
+                     self.curriculum != "gaussian" else jax.random.normal(curriculum_key, (b, z)))
+      first_inputs = jnp.concatenate(
+          [first_noise, jax.nn.one_hot(self.balanced_labels()[0], self.num_classes)], axis=-1)
+      params["generator"] = init_generator(gen_key, z + self.num_classes, self.image_shape,
+                                           first_inputs)
     elif self.kind == "distillation":
       params["pixels"] = jax.random.normal(curriculum_key, (t, b, *self.image_shape))
     if self.soft_labels:
@@ -209,9 +214,25 @@ GENERATOR_HIDDEN = 1024
 GENERATOR_CHANNELS = (128, 64)
 
 
-def init_generator(key: jax.Array, input_size: int,
-                   image_shape: tuple[int, int, int]) -> Params:
-  """The paper's conditional generator (see `generator_apply`)."""
+# Standard deviation of the output layer's pre-tanh activations after the
+# data-dependent initialisation: 2 tanh(0.5 N(0, 1)) has std ~0.9, close to
+# the unit variance of normalised real images, and stays off tanh's flat tails.
+OUTPUT_PRE_TANH_STD = 0.5
+
+
+def init_generator(key: jax.Array, input_size: int, image_shape: tuple[int, int, int],
+                   first_inputs: jax.Array | None = None) -> Params:
+  """The paper's conditional generator (see `generator_apply`).
+
+  With Kaiming init alone, the single-channel output conv sums hundreds of
+  mostly positive LeakyReLU outputs, so its pre-tanh mean is a large random
+  offset and most generated pixels start on tanh's flat tails (measured: 60%
+  of pixels at |x| > 1.9 on digits), where meta-gradients vanish. As weight
+  norm's authors prescribe (Salimans & Kingma, 2016, sec. 3), the output
+  layer's scale and bias are therefore set from one batch (`first_inputs`,
+  [B, Z + K]) so its pre-tanh activations have zero mean and std
+  OUTPUT_PRE_TANH_STD per channel.
+  """
   h, w, c = image_shape
   c0, c1 = GENERATOR_CHANNELS
   keys = jax.random.split(key, 4)
@@ -219,7 +240,7 @@ def init_generator(key: jax.Array, input_size: int,
   def bn(width):
     return {"scale": jnp.ones((width,)), "bias": jnp.zeros((width,))}
 
-  return {
+  params = {
       "fc1": layers.init_weight_norm(keys[0], (input_size, GENERATOR_HIDDEN)),
       "bn1": bn(GENERATOR_HIDDEN),
       "fc2": layers.init_weight_norm(keys[1], (GENERATOR_HIDDEN, (h // 4) * (w // 4) * c0)),
@@ -229,6 +250,13 @@ def init_generator(key: jax.Array, input_size: int,
       "conv2": {**layers.init_weight_norm(keys[3], (3, 3, c1, c)),
                 "bias": jnp.zeros((c,))},
   }
+  if first_inputs is not None:
+    pre_tanh = _generator_pre_tanh(params, first_inputs, image_shape)
+    mean = jnp.mean(pre_tanh, axis=(0, 1, 2))
+    gain = OUTPUT_PRE_TANH_STD / (jnp.std(pre_tanh, axis=(0, 1, 2)) + 1e-6)
+    params["conv2"]["scale"] = params["conv2"]["scale"] * gain
+    params["conv2"]["bias"] = -mean * gain
+  return params
 
 
 def generator_apply(params: Params, inputs: jax.Array,
@@ -247,6 +275,11 @@ def generator_apply(params: Params, inputs: jax.Array,
   Returns:
     [B, H, W, C] images in [-2, 2] (the normalised input space).
   """
+  return 2.0 * jnp.tanh(_generator_pre_tanh(params, inputs, image_shape))
+
+
+def _generator_pre_tanh(params: Params, inputs: jax.Array,
+                        image_shape: tuple[int, int, int]) -> jax.Array:
   h, w, _ = image_shape
   p = params
 
@@ -261,5 +294,4 @@ def generator_apply(params: Params, inputs: jax.Array,
   x = x.reshape(x.shape[0], h // 4, w // 4, GENERATOR_CHANNELS[0])
   x = layers.conv2d(layers.upsample_nearest(x), wn("conv1"))
   x = layers.leaky_relu(bn(x, "bn3"))
-  x = layers.conv2d(layers.upsample_nearest(x), wn("conv2")) + p["conv2"]["bias"]
-  return 2.0 * jnp.tanh(x)
+  return layers.conv2d(layers.upsample_nearest(x), wn("conv2")) + p["conv2"]["bias"]

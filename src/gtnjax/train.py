@@ -135,6 +135,14 @@ class _PreemptionFlag:
       signal.signal(signal.SIGTERM, self._previous)
 
 
+def _any_process(flag: bool) -> bool:
+  """True if `flag` is set on any process, so that all stop at the same step."""
+  if jax.process_count() == 1:
+    return flag
+  from jax.experimental import multihost_utils
+  return bool(np.any(multihost_utils.process_allgather(np.asarray(flag))))
+
+
 def make_step_fn(run: Run):
   """The jitted meta-step: sharded over devices when more than one is used."""
   num_devices = run.config.num_devices or jax.device_count()
@@ -164,17 +172,26 @@ def train(config, workdir: str, *, progress: bool = True, data_dir: str | None =
   """
   start_time = time.time()
   run = prepare(config, data_dir=data_dir)
+  # In a multi-process job every process runs this function; only process 0
+  # writes files (Orbax checkpoints are written collectively by all).
+  main = jax.process_index() == 0
   os.makedirs(workdir, exist_ok=True)
   _check_workdir_config(workdir, config)
-  with open(os.path.join(workdir, "config.json"), "w") as f:
-    f.write(gconfig.to_json(config))
+  if main:
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+      f.write(gconfig.to_json(config))
 
   init_key, train_key = run.keys()
   state = meta.init_state(run.setup, run.optimizer, init_key)
+  train_images = run.dataset.train_images
+  train_labels = run.dataset.train_labels
   step_fn, mesh = make_step_fn(run)
   if mesh is not None:
     from gtnjax import parallel
-    state = parallel.replicate(state, mesh)
+    state, train_images, train_labels = parallel.replicate(
+        (state, train_images, train_labels), mesh)
+  else:
+    train_images, train_labels = jnp.asarray(train_images), jnp.asarray(train_labels)
   checkpointer = checkpointing.Checkpointer(workdir, keep=config.keep_checkpoints)
   restored = checkpointer.restore_latest(state)
   start_step = 0
@@ -182,21 +199,21 @@ def train(config, workdir: str, *, progress: bool = True, data_dir: str | None =
     start_step, state = restored
     _LOG.info("resuming %s from meta-step %d", workdir, start_step)
   metrics_path = os.path.join(workdir, "metrics.jsonl")
-  kept = _read_metrics(metrics_path, start_step)
-  with open(metrics_path, "w") as f:
-    f.writelines(kept)
+  if main:
+    kept = _read_metrics(metrics_path, start_step)
+    with open(metrics_path, "w") as f:
+      f.writelines(kept)
 
-  train_images = jnp.asarray(run.dataset.train_images)
-  train_labels = jnp.asarray(run.dataset.train_labels)
   from tensorboardX import SummaryWriter  # heavy import, only for training
   from tqdm import tqdm
-  writer = SummaryWriter(os.path.join(workdir, "tensorboard"))
+  writer = SummaryWriter(os.path.join(workdir, "tensorboard")) if main else None
   end_step = config.num_meta_steps if stop_after is None else min(stop_after,
                                                                    config.num_meta_steps)
   preempted = False
-  bar = tqdm(total=config.num_meta_steps, initial=start_step, disable=not progress,
+  bar = tqdm(total=config.num_meta_steps, initial=start_step, disable=not (progress and main),
              desc=f"meta-train {config.dataset}", unit="step", dynamic_ncols=True)
-  with _PreemptionFlag() as flag, open(metrics_path, "a") as metrics_file:
+  metrics_file = open(metrics_path, "a") if main else None
+  with _PreemptionFlag() as flag:
     step = start_step
     while step < end_step:
       t0 = time.perf_counter()
@@ -205,20 +222,23 @@ def train(config, workdir: str, *, progress: bool = True, data_dir: str | None =
       if step % config.log_every == 0 or step == end_step:
         values = {k: float(v) for k, v in jax.device_get(metrics).items()}
         record = {"step": step, **values, "seconds": time.perf_counter() - t0}
-        metrics_file.write(json.dumps(record) + "\n")
-        metrics_file.flush()
-        for name, value in values.items():
-          writer.add_scalar(f"meta/{name}", value, step)
+        if main:
+          metrics_file.write(json.dumps(record) + "\n")
+          metrics_file.flush()
+          for name, value in values.items():
+            writer.add_scalar(f"meta/{name}", value, step)
         bar.set_postfix(loss=f"{values['meta_loss']:.3f}", acc=f"{values['meta_accuracy']:.3f}")
       bar.update(1)
       if step % config.checkpoint_every == 0:
         checkpointer.save(step, state)
-      if flag.raised:
+      if _any_process(flag.raised):
         preempted = True
         break
     bar.close()
     checkpointer.save(step, state)
-  writer.close()
+  if main:
+    metrics_file.close()
+    writer.close()
   checkpointer.close()
   if preempted or step < config.num_meta_steps:
     _LOG.warning("stopped at meta-step %d of %d with a checkpoint; rerun the same command "
@@ -228,8 +248,9 @@ def train(config, workdir: str, *, progress: bool = True, data_dir: str | None =
   summary = summarise(run, state.teacher_params, init_key)
   summary["wall_seconds"] = time.time() - start_time
   summary["skipped_updates"] = int(state.skipped_updates)
-  with open(os.path.join(workdir, "summary.json"), "w") as f:
-    json.dump(summary, f, indent=1)
+  if main:
+    with open(os.path.join(workdir, "summary.json"), "w") as f:
+      json.dump(summary, f, indent=1)
   return summary
 
 
