@@ -111,9 +111,9 @@ def test_train_writes_metrics_summary_and_checkpoints(trained):
 
 
 def test_meta_training_beats_the_untrained_teacher(trained):
-  # Measured on this config (60 meta-steps, T=4, B=16, cnn_small): the untrained
-  # teacher gives ~0.10-0.15 test accuracy, the trained one ~0.5. The margin
-  # asserted leaves room for seed and platform variation.
+  # Measured on this config (100 meta-steps, T=8, B=16, cnn_small, 4 seeds) on a
+  # 2-core machine: untrained teacher 0.126, trained 0.371 (real data 0.555).
+  # The margin asserted leaves room for seed and platform variation.
   summary = json.load(open(trained[0] / "summary.json"))
   gtn = summary["gtn_test_accuracy"]["mean"]
   untrained = summary["untrained_teacher_test_accuracy"]["mean"]

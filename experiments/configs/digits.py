@@ -16,7 +16,7 @@ def get_config(arg=None):
   c.inner_batch_size = 32
   c.meta_batch_size = 64
   c.population = 2
-  c.num_meta_steps = 200
+  c.num_meta_steps = 300
   c.checkpoint_every = 50
   if arg == "test":
     c.inner_steps = 8

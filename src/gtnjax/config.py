@@ -63,7 +63,7 @@ def default_config() -> ml_collections.ConfigDict:
   # Evaluation after training (and `gtnjax evaluate`).
   c.eval_learners = ""          # architectures to evaluate; "" means `learner`
   c.eval_seeds = 5
-  c.baseline_lrs = (0.01, 0.03, 0.1, 0.3)   # real-data baseline sweep (constant lr)
+  c.baseline_lrs = (0.01, 0.03, 0.1, 0.3, 1.0)   # real-data baseline sweep (constant lr)
   c.baseline_momenta = (0.5, 0.9)
   # Devices: population is sharded over this many devices; 0 means all.
   c.num_devices = 0
