@@ -73,6 +73,42 @@ def test_missing_config_file_and_bad_arg(tmp_path, repo_root):
   assert result.returncode == 2 and "unknown argument" in result.stderr
 
 
+BAD_COMMANDS = [
+    (["train", "--config", DIGITS_TEST, "--stop-after", "0"], "--stop-after"),
+    (["train", "--config", DIGITS_TEST, "--config.inner_steps"], "needs a value"),
+    (["evaluate", "--seeds", "0"], "--seeds"),
+    (["evaluate", "--learner", "transformer"], "unknown"),
+    (["export", "--out", "curriculum.txt"], ".npz"),
+    (["export", "--out", "/no/such/folder/c.npz"], "does not exist"),
+    (["samples", "--out", "samples.jpg"], ".png"),
+    (["evaluate", "--config.seed=3"], "only apply to `gtnjax train`"),
+]
+
+
+@pytest.mark.parametrize("command,message", BAD_COMMANDS)
+def test_bad_command_flags(tmp_path, repo_root, command, message):
+  result = gtnjax(*command, "--workdir", str(tmp_path / "run"), cwd=repo_root)
+  assert result.returncode == 2, result.stderr
+  assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_unreadable_checkpoints_are_an_error_not_a_restart(tmp_path, repo_root):
+  workdir = tmp_path / "run"
+  result = gtnjax("train", "--config", DIGITS_TEST, "--workdir", str(workdir),
+                  "--config.num_meta_steps=2", "--config.checkpoint_every=1",
+                  "--config.eval_seeds=2", "--no-progress", cwd=repo_root)
+  assert result.returncode == 0, result.stderr[-2000:]
+  for root, _, files in os.walk(workdir / "checkpoints"):
+    for name in files:
+      if not name.startswith("_") and "commit" not in name:
+        with open(os.path.join(root, name), "wb") as f:
+          f.write(b"\0")
+  result = gtnjax("evaluate", "--workdir", str(workdir), cwd=repo_root)
+  assert result.returncode == 2 and "new --workdir" in result.stderr
+  assert "Traceback" not in result.stderr
+  assert sorted(os.listdir(workdir / "corrupt_checkpoints")) == ["1", "2"]  # kept, not deleted
+
+
 def test_workdir_without_run(tmp_path, repo_root):
   for command in (["evaluate"], ["export", "--out", str(tmp_path / "x.npz")],
                   ["samples", "--out", str(tmp_path / "x.png")],

@@ -35,7 +35,7 @@ def _split_overrides(argv: list[str]) -> tuple[list[str], dict[str, str]]:
     if arg.startswith("--config."):
       field, eq, value = arg[len("--config."):].partition("=")
       if not eq:
-        if i + 1 >= len(argv):
+        if i + 1 >= len(argv) or argv[i + 1].startswith("--"):
           raise UsageError(f"{arg} needs a value: {arg}=VALUE")
         value = argv[i + 1]
         i += 1
@@ -124,6 +124,14 @@ def _run(args, overrides) -> int:
 
   if args.command == "evaluate" and args.seeds is not None and args.seeds < 1:
     raise UsageError("--seeds must be a positive integer")
+  suffix = {"export": ".npz", "samples": ".png", "plot": ".png"}.get(args.command)
+  if suffix is not None:
+    if not args.out.endswith(suffix):
+      raise UsageError(f"--out {args.out!r}: `gtnjax {args.command}` writes a {suffix} file; "
+                       f"name it ...{suffix}")
+    parent = os.path.dirname(os.path.abspath(args.out))
+    if not os.path.isdir(parent):
+      raise UsageError(f"--out {args.out!r}: folder {parent} does not exist; create it first")
   if args.command == "plot":
     from gtnjax import visualize
     path = os.path.join(args.workdir, "metrics.jsonl")
@@ -133,15 +141,15 @@ def _run(args, overrides) -> int:
     print(f"wrote {args.out}")
     return 0
 
+  names = None
+  if args.command == "evaluate" and args.learner is not None:
+    from gtnjax import learners
+    if args.learner not in learners.ARCHITECTURES:
+      raise UsageError(f"--learner {args.learner!r}: unknown; choose from "
+                       f"{', '.join(sorted(learners.ARCHITECTURES))}")
+    names = (args.learner,)
   run, params, step = train.load_teacher(args.workdir)
   if args.command == "evaluate":
-    from gtnjax import config as gconfig, learners
-    names = None
-    if args.learner is not None:
-      if args.learner not in learners.ARCHITECTURES:
-        raise UsageError(f"--learner {args.learner!r}: unknown; choose from "
-                         f"{', '.join(sorted(learners.ARCHITECTURES))}")
-      names = (args.learner,)
     result = train.summarise(run, params, learner_names=names, num_seeds=args.seeds)
     result["checkpoint_step"] = step
     print(json.dumps(result, indent=1))
