@@ -19,7 +19,7 @@ print("jax", jax.__version__, "devices:", jax.devices())
 if jax.default_backend() != "gpu":
     raise SystemExit("no GPU backend: install JAX with CUDA (jax[cuda12]) on this machine")
 PY
-timeout 480 python benchmarks/run_all.py --no-peer --inner 8 32 64 --iters-override 6
+timeout 420 python benchmarks/run_all.py --no-peer --inner 8 32 64 --iters-override 6
 echo "== T=32 with conv2d=gemm, max_pool=slices (the CPU choice) for comparison"
 timeout 120 python benchmarks/meta_iteration.py --inner 32 --iters 6 --warmup 1 \
   --conv gemm --pool slices | grep RESULT | python -c '
