@@ -147,6 +147,56 @@ def conv2d_lax(x: jax.Array, kernel: jax.Array, padding: int = 1) -> jax.Array:
       dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
+# The im2col/shifted-output convolutions are a matmul over M = N*H*W rows.
+# Their weight gradients contract over M. XLA:CPU's GEMM wants that
+# contraction dim innermost on the left, so it transposes the left operand of
+# such a dot (and fuses the transpose into whatever produced it, which made
+# strided, cache-hostile copies of 25-100 MB cotangents). JAX's own transpose
+# rule always puts the cotangent on the left; `_mm` / `_mm_tn` instead put the
+# narrower of the two operands there, at every order of differentiation,
+# because each one's VJP is written with the two of them. Being custom_vjp,
+# they support reverse mode to any order but not forward mode (jax.jvp,
+# jacfwd): use conv2d impl "lax" for forward-mode derivatives.
+
+
+@jax.custom_vjp
+def _mm(a: jax.Array, b: jax.Array) -> jax.Array:
+  """[M, K] @ [K, N]."""
+  return a @ b
+
+
+def _mm_fwd(a, b):
+  return a @ b, (a, b)
+
+
+def _mm_bwd(res, g):
+  a, b = res
+  return _mm(g, b.T), _mm_tn(a, g)
+
+
+_mm.defvjp(_mm_fwd, _mm_bwd)
+
+
+@jax.custom_vjp
+def _mm_tn(a: jax.Array, b: jax.Array) -> jax.Array:
+  """a^T @ b for a [M, P], b [M, Q] (contracting the long M): [P, Q]."""
+  if a.shape[1] <= b.shape[1]:
+    return jax.lax.dot_general(a, b, (((0,), (0,)), ((), ())))
+  return jax.lax.dot_general(b, a, (((0,), (0,)), ((), ()))).T
+
+
+def _mm_tn_fwd(a, b):
+  return _mm_tn(a, b), (a, b)
+
+
+def _mm_tn_bwd(res, g):
+  a, b = res  # g: [P, Q]
+  return _mm(b, g.T), _mm(a, g)
+
+
+_mm_tn.defvjp(_mm_tn_fwd, _mm_tn_bwd)
+
+
 def conv2d_im2col(x: jax.Array, kernel: jax.Array, padding: int = 1) -> jax.Array:
   """`conv2d` as one matmul over the KH*KW shifted copies of the input.
 
@@ -161,7 +211,7 @@ def conv2d_im2col(x: jax.Array, kernel: jax.Array, padding: int = 1) -> jax.Arra
   xp = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
   taps = [xp[:, i:i + h_out, j:j + w_out, :] for i in range(kh) for j in range(kw)]
   patches = taps[0] if len(taps) == 1 else jnp.concatenate(taps, axis=-1)
-  y = patches.reshape(n * h_out * w_out, kh * kw * c_in) @ kernel.reshape(-1, c_out)
+  y = _mm(patches.reshape(n * h_out * w_out, kh * kw * c_in), kernel.reshape(-1, c_out))
   return y.reshape(n, h_out, w_out, c_out)
 
 
@@ -180,7 +230,7 @@ def conv2d_shifted_outputs(x: jax.Array, kernel: jax.Array, padding: int = 1) ->
   xp = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
   hp, wp = h + 2 * padding, w + 2 * padding
   k = kernel.transpose(2, 0, 1, 3).reshape(c_in, kh * kw * c_out)
-  z = (xp.reshape(n * hp * wp, c_in) @ k).reshape(n, hp, wp, kh * kw, c_out)
+  z = _mm(xp.reshape(n * hp * wp, c_in), k).reshape(n, hp, wp, kh * kw, c_out)
   return sum(z[:, i:i + h_out, j:j + w_out, i * kw + j, :]
              for i in range(kh) for j in range(kw))
 
