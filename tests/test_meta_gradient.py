@@ -78,7 +78,7 @@ def test_generator_full_curriculum_every_leaf():
     assert expected in paths
 
 
-@pytest.mark.parametrize("remat", ["none", "step_dots", "block"])
+@pytest.mark.parametrize("remat", ["none", "step_dots", "block", "nested"])
 def test_remat_policies_give_the_same_gradient(remat):
   setup = tiny_setup(remat=remat, inner_steps=4, probe_every=2)
   check_directional_derivatives(setup)
