@@ -16,8 +16,8 @@ def get_config(arg=None):
   c.inner_batch_size = 32
   c.meta_batch_size = 64
   c.population = 2
-  c.num_meta_steps = 300
-  c.checkpoint_every = 50
+  c.num_meta_steps = 600
+  c.checkpoint_every = 100
   if arg == "test":
     c.inner_steps = 8
     c.inner_batch_size = 16
