@@ -32,7 +32,7 @@ class CompileCounter(logging.Handler):
 
   def emit(self, record):
     message = record.getMessage()
-    if "Finished XLA compilation" in message or "Compiling " in message:
+    if "Finished XLA compilation" in message:
       self.events.append((time.time(), message.split("\n")[0][:160]))
 
 
@@ -46,8 +46,10 @@ def main():
   import jax
   jax.config.update("jax_log_compiles", True)
   counter = CompileCounter()
-  logging.getLogger("jax").addHandler(counter)
-  logging.getLogger("jax").setLevel(logging.WARNING)
+  jax_logger = logging.getLogger("jax")
+  jax_logger.addHandler(counter)
+  jax_logger.setLevel(logging.WARNING)
+  jax_logger.propagate = False  # count compilations without printing each one
 
   from gtnjax import config as gconfig, train
   config = gconfig.load_config_file(os.path.join(REPO, "experiments", "configs", "digits.py")

@@ -22,12 +22,19 @@ def tiny_config(**overrides):
   return c
 
 
-def test_meta_step_compiles_once():
+@pytest.fixture(scope="module")
+def jitted_step():
+  """(fresh-state factory, jitted meta-step, key, images, labels), compiled once per module."""
   run = train.prepare(tiny_config())
   init_key, train_key = run.keys()
-  state = meta.init_state(run.setup, run.optimizer, init_key)
   step = meta.make_meta_step(run.setup, run.optimizer)
   x, y = jnp.asarray(run.dataset.train_images), jnp.asarray(run.dataset.train_labels)
+  return (lambda: meta.init_state(run.setup, run.optimizer, init_key)), step, train_key, x, y
+
+
+def test_meta_step_compiles_once(jitted_step):
+  fresh_state, step, train_key, x, y = jitted_step
+  state = fresh_state()
   for _ in range(3):
     state, metrics = step(state, train_key, x, y)
   assert step._cache_size() == 1
@@ -83,12 +90,9 @@ def test_same_seed_same_result_other_seed_differs(tmp_path):
   assert read_metrics(tmp_path / "a") != read_metrics(tmp_path / "c")
 
 
-def test_non_finite_meta_gradient_is_skipped_and_counted():
-  run = train.prepare(tiny_config())
-  init_key, train_key = run.keys()
-  state = meta.init_state(run.setup, run.optimizer, init_key)
-  step = meta.make_meta_step(run.setup, run.optimizer)
-  x, y = jnp.asarray(run.dataset.train_images), jnp.asarray(run.dataset.train_labels)
+def test_non_finite_meta_gradient_is_skipped_and_counted(jitted_step):
+  fresh_state, step, train_key, x, y = jitted_step
+  state = fresh_state()
   poisoned = x.at[:].set(jnp.nan)  # every probe is NaN: loss and gradient are NaN
   before = jax.tree.map(np.asarray, state.teacher_params)
   state, metrics = step(state, train_key, poisoned, y)
