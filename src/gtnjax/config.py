@@ -42,7 +42,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.init_inner_momentum = 0.5   # initial learned momentum (every step)
   c.probe_every = 1             # real-data probe loss every k inner steps (k | T); 0: final only
   c.remat = "step"              # none | step | step_dots | block: inner-step recomputation
-  c.generator_chunk = 4         # generator steps recomputed together in the backward pass
+  c.generator_chunk = 1         # generator steps recomputed together in the backward pass (memory; see BENCHMARKS.md)
   # Meta-training.
   c.meta_batch_size = 64        # real images per probe batch
   c.population = 1              # learners per architecture per meta-step
