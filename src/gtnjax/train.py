@@ -177,9 +177,11 @@ def train(config, workdir: str, *, progress: bool = True, data_dir: str | None =
   main = jax.process_index() == 0
   os.makedirs(workdir, exist_ok=True)
   _check_workdir_config(workdir, config)
-  if main:
-    with open(os.path.join(workdir, "config.json"), "w") as f:
+  if main:  # atomically: other processes may be reading it in _check_workdir_config
+    tmp = os.path.join(workdir, "config.json.tmp")
+    with open(tmp, "w") as f:
       f.write(gconfig.to_json(config))
+    os.replace(tmp, os.path.join(workdir, "config.json"))
 
   init_key, train_key = run.keys()
   state = meta.init_state(run.setup, run.optimizer, init_key)
