@@ -206,8 +206,6 @@ def validate_for_data(config, image_shape: tuple[int, int, int], num_train: int)
     raise ConfigError(
         f"config field 'teacher' = 'generator': data set {config.dataset!r} has {h}x{w} images, "
         "but the generator needs height and width divisible by 4; use teacher=distillation")
-  if config.inner_batch_size > 100_000:
-    raise ConfigError("config field 'inner_batch_size' is implausibly large")
   if num_train < 1:
     raise ConfigError(f"data set {config.dataset!r} has no training images")
 
