@@ -39,7 +39,7 @@ def main():
   ap.add_argument("--inner", type=int, default=32, help="T, inner steps")
   ap.add_argument("--iters", type=int, default=5, help="meta-iterations run in all")
   ap.add_argument("--warmup", type=int, default=1, help="of which untimed")
-  ap.add_argument("--remat", default="step", help="inner_loop.REMAT_POLICIES")
+  ap.add_argument("--remat", default="block", help="inner_loop.REMAT_POLICIES")
   ap.add_argument("--batch", type=int, default=128)
   ap.add_argument("--learner", default="cnn")
   ap.add_argument("--conv", default=None, help="layers.CONV_IMPLS (default: per backend)")

@@ -60,7 +60,7 @@ def main():
   ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   ap.add_argument("--inner", type=int, nargs="+", default=[8, 32, 64])
   ap.add_argument("--quick", action="store_true", help="T=8 only, 3 iterations, quick ops")
-  ap.add_argument("--remat", default="step")
+  ap.add_argument("--remat", default="block")
   ap.add_argument("--peer-python", default=str(HERE / ".venv-peer" / "bin" / "python"))
   ap.add_argument("--peer-ckpt-from", type=int, default=64)
   ap.add_argument("--no-peer", action="store_true")

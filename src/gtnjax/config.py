@@ -41,7 +41,10 @@ def default_config() -> ml_collections.ConfigDict:
   c.init_inner_lr = 0.1         # initial learned learning rate (every step)
   c.init_inner_momentum = 0.5   # initial learned momentum (every step)
   c.probe_every = 1             # real-data probe loss every k inner steps (k | T); 0: final only
-  c.remat = "step"              # none | step | step_dots | block: inner-step recomputation
+  # Inner-loop recomputation: none | step | step_dots | block | nested. "block"
+  # keeps one learner state per probe interval; with probe_every=1 that is one
+  # state per step, half of what "step" keeps (BENCHMARKS.md).
+  c.remat = "block"
   c.generator_chunk = 1         # generator steps recomputed together in the backward pass (memory; see BENCHMARKS.md)
   # Meta-training.
   c.meta_batch_size = 64        # real images per probe batch

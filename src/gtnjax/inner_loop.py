@@ -36,7 +36,11 @@ from gtnjax.teacher import InnerBatches
 #              state per step);
 #   step_dots  like step, but also keep matmul/conv outputs without batch dims;
 #   block      keep only the state entering each block of k steps; the block
-#              is recomputed, itself with per-step remat (T/k + k states);
+#              is recomputed, itself with per-step remat (T/k + k states).
+#              The default: with k = 1 it keeps one learner state per step,
+#              where "step" keeps the parameters twice (once for the probe,
+#              once for the step: measured 23 vs 15 MiB per step at the
+#              paper's scale, BENCHMARKS.md) for the same time;
 #   nested     keep only the state entering each chunk of c ~ sqrt(T/k)
 #              blocks; a chunk is recomputed with per-step remat inside
 #              (memory ~ 2 sqrt(T) states, one more forward pass per step).

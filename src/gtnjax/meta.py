@@ -45,7 +45,7 @@ class MetaSetup:
   population: int
   meta_batch_size: int
   probe_every: int
-  remat: str = "step"
+  remat: str = "block"
 
   @property
   def num_probes(self) -> int:
