@@ -160,8 +160,7 @@ def _run(args, overrides) -> int:
   elif args.command == "samples":
     import numpy as np
     from gtnjax import visualize
-    arrays = train.export_curriculum(run, params, args.out + ".npz")
-    os.remove(args.out + ".npz")
+    arrays = train.curriculum_arrays(run, params)
     grid = visualize.sample_grid(arrays["x"], arrays["y"], np.asarray(arrays["mean"]),
                                  np.asarray(arrays["std"]))
     visualize.save_png(grid, args.out)

@@ -32,6 +32,7 @@ def _accuracy(spec: LearnerSpec, state: inner_loop.LearnerState, images: jax.Arr
               labels: jax.Array, chunk: int = 1000) -> jax.Array:
   """Test-mode accuracy over a whole split, in chunks to bound activation memory."""
   n = images.shape[0]
+  chunk = min(chunk, n)
   pad = (-n) % chunk
   padded = jnp.concatenate([images, jnp.zeros((pad, *images.shape[1:]), images.dtype)])
   padded_labels = jnp.concatenate([labels, jnp.full((pad,), -1, labels.dtype)])

@@ -318,8 +318,8 @@ def load_teacher(workdir: str, *, data_dir: str | None = None) -> tuple[Run, Any
   return run, state.teacher_params, step
 
 
-def export_curriculum(run: Run, teacher_params, path: str) -> dict[str, np.ndarray]:
-  """Write the synthetic curriculum as plain arrays (see `gtnjax export`)."""
+def curriculum_arrays(run: Run, teacher_params) -> dict[str, np.ndarray]:
+  """The synthetic curriculum as plain arrays (the contents of `gtnjax export`)."""
   _, train_key = run.keys()
   batches = jax.jit(run.teacher_spec.batches)(
       teacher_params, jax.random.fold_in(train_key, evaluation.EVAL_KEY_SALT),
@@ -334,6 +334,12 @@ def export_curriculum(run: Run, teacher_params, path: str) -> dict[str, np.ndarr
       "dataset": np.asarray(run.config.dataset),
       "learner": np.asarray(gconfig.learner_names(run.config)[0]),
   }
+  return arrays
+
+
+def export_curriculum(run: Run, teacher_params, path: str) -> dict[str, np.ndarray]:
+  """Write `curriculum_arrays` to an .npz atomically; returns the arrays."""
+  arrays = curriculum_arrays(run, teacher_params)
   tmp = path + ".tmp.npz"
   np.savez(tmp, **arrays)
   os.replace(tmp, path)
