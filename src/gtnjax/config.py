@@ -51,8 +51,8 @@ def default_config() -> ml_collections.ConfigDict:
   c.population = 1              # learners per architecture per meta-step
   c.num_meta_steps = 200
   # Adam. 0.02 (the paper's value) made the generator's weight-norm directions
-  # jump ~20% per step here and stalled learning for ~60 steps on digits;
-  # 0.001 learned steadily (see RESULTS.md).
+  # jump ~20% per step and kept digits meta-training near chance for 100 steps;
+  # 0.001 learned steadily (experiments/meta_lr_study.py, RESULTS.md).
   c.meta_lr = 0.001
   c.final_relative_lr = 0.1     # cosine decay to this fraction of meta_lr
   c.grad_clip = 10.0            # global-norm clip of the meta-gradient; 0 disables

@@ -226,14 +226,13 @@ def init_generator(key: jax.Array, input_size: int, image_shape: tuple[int, int,
                    first_inputs: jax.Array | None = None) -> Params:
   """The paper's conditional generator (see `generator_apply`).
 
-  With Kaiming init alone, the single-channel output conv sums hundreds of
-  mostly positive LeakyReLU outputs, so its pre-tanh mean is a large random
-  offset and most generated pixels start on tanh's flat tails (measured: 60%
-  of pixels at |x| > 1.9 on digits), where meta-gradients vanish. As weight
-  norm's authors prescribe (Salimans & Kingma, 2016, sec. 3), the output
-  layer's scale and bias are therefore set from one batch (`first_inputs`,
-  [B, Z + K]) so its pre-tanh activations have zero mean and std
-  OUTPUT_PRE_TANH_STD per channel.
+  The single-channel output conv sums hundreds of mostly positive LeakyReLU
+  outputs, so with Kaiming init alone its pre-tanh mean is a random offset
+  (on digits 2% of untrained pixels start at |x| > 1.9, on tanh's flat tails;
+  `experiments/meta_lr_study.py`). As weight norm's authors prescribe
+  (Salimans & Kingma, 2016, sec. 3), the output layer's scale and bias are
+  set from one batch (`first_inputs`, [B, Z + K]) so its pre-tanh activations
+  have zero mean and std OUTPUT_PRE_TANH_STD per channel.
   """
   h, w, c = image_shape
   c0, c1 = GENERATOR_CHANNELS
