@@ -20,12 +20,12 @@ if jax.default_backend() != "gpu":
     raise SystemExit("no GPU backend: install JAX with CUDA (jax[cuda12]) on this machine")
 PY
 timeout 420 python benchmarks/run_all.py --no-peer --inner 8 32 64 --iters-override 6
-echo "== T=32 with conv2d=gemm, max_pool=slices (the CPU choice) for comparison"
+echo "== T=32 with conv2d=gemm, max_pool=phases (the CPU choice) for comparison"
 timeout 120 python benchmarks/meta_iteration.py --inner 32 --iters 6 --warmup 1 \
-  --conv gemm --pool slices | grep RESULT | python -c '
+  --conv gemm --pool phases | grep RESULT | python -c '
 import json, sys
 r = json.loads(sys.stdin.read().split("RESULT ", 1)[1])
-print(f"T=32 gemm/slices: median {r[\"median_s\"]*1e3:.1f} ms [{r[\"min_s\"]*1e3:.1f}-{r[\"max_s\"]*1e3:.1f}], compile {r[\"compile_s\"]:.1f} s")'
+print(f"T=32 gemm/phases: median {r[\"median_s\"]*1e3:.1f} ms [{r[\"min_s\"]*1e3:.1f}-{r[\"max_s\"]*1e3:.1f}], compile {r[\"compile_s\"]:.1f} s")'
 python - <<'PY'
 import glob, json, os
 latest = sorted(glob.glob("benchmarks/results/*/results.json"), key=os.path.getmtime)[-1]

@@ -47,16 +47,25 @@ def _assert_same_derivatives(f, ref, args, key=0):
     np.testing.assert_allclose(got, want, rtol=RTOL, atol=RTOL)
 
 
-@pytest.mark.parametrize("impl", ["im2col", "shifted_outputs"])
+_WIDE = layers.ROUTED_WIDE_CHANNELS
+
+
+@pytest.mark.parametrize("impl", ["im2col", "shifted_outputs", "routed"])
 @pytest.mark.parametrize("x_shape,k_shape,padding", [
     ((2, 6, 5, 3), (3, 3, 3, 4), 1),   # C_in < C_out
     ((2, 5, 5, 4), (3, 3, 4, 2), 1),   # C_in > C_out
     ((1, 6, 6, 2), (3, 3, 2, 1), 0),   # single output channel, no padding
     ((2, 4, 4, 1), (3, 2, 1, 3), 2),   # non-square kernel, wide padding
     ((2, 4, 4, 3), (1, 1, 3, 2), 0),   # 1x1
+    # Wide enough on both sides that "routed" runs the library convolution
+    # for values and input gradients, with narrow-side kernel gradients.
+    ((2, 5, 4, _WIDE), (3, 3, _WIDE, _WIDE + 2), 1),
+    ((2, 4, 5, _WIDE + 2), (3, 3, _WIDE + 2, _WIDE), 1),
+    ((2, 5, 5, _WIDE + 1), (3, 3, _WIDE + 1, 3), 1),   # wide in, narrow out
 ])
 def test_conv2d_matches_lax(impl, x_shape, k_shape, padding):
-  fn = {"im2col": layers.conv2d_im2col, "shifted_outputs": layers.conv2d_shifted_outputs}[impl]
+  fn = {"im2col": layers.conv2d_im2col, "shifted_outputs": layers.conv2d_shifted_outputs,
+        "routed": layers.conv2d_routed}[impl]
   x, k = _random(0, x_shape, k_shape)
   _assert_same_derivatives(lambda x, k: fn(x, k, padding),
                            lambda x, k: layers.conv2d_lax(x, k, padding), (x, k))
@@ -69,14 +78,35 @@ def test_max_pool_matches_reduce_window(window, stride, padding):
                            lambda x: layers.max_pool_lax(x, window, stride, padding), (x,))
 
 
-def test_max_pool_ties_route_to_one_input_like_reduce_window():
+@pytest.mark.parametrize("shape", [(2, 7, 6, 3), (2, 8, 8, 2), (1, 5, 4, 1), (1, 2, 3, 2)])
+def test_max_pool_phases_matches_reduce_window(shape):
+  # Odd and even H and W: the phase split pads odd sizes to even.
+  (x,) = _random(9, shape)
+  _assert_same_derivatives(layers.max_pool_phases,
+                           lambda x: layers.max_pool_lax(x, 3, 2, 1), (x,))
+
+
+@pytest.mark.parametrize("pool", [layers.max_pool_slices, layers.max_pool_phases])
+def test_max_pool_ties_route_to_one_input_like_reduce_window(pool):
   # Constant input: every window is a tie. reduce_window's gradient sends each
   # output's cotangent to one input; so must ours (jnp.maximum would split it).
   x = jnp.ones((1, 5, 5, 1))
   g_ref = jax.grad(lambda x: jnp.sum(layers.max_pool_lax(x)))(x)
-  g = jax.grad(lambda x: jnp.sum(layers.max_pool_slices(x)))(x)
+  g = jax.grad(lambda x: jnp.sum(pool(x)))(x)
   assert float(jnp.sum(g)) == float(jnp.sum(g_ref)) == 9.0
   np.testing.assert_array_equal(g, g_ref)
+
+
+def test_max_pool_phases_gather_is_the_transpose_of_scatter():
+  # The gradient's two linear maps, <scatter(g), u> == <g, gather(u)>, on a
+  # winner pattern from real data (not a jax.vjp identity: both are custom).
+  x, u = _random(10, (2, 7, 6, 3), (2, 7, 6, 3))
+  _, winner = layers._pool_forward(x)
+  (g,) = _random(11, winner.shape)
+  lhs = jnp.vdot(layers._pool_scatter(g, winner, (7, 6)), u)
+  rhs = jnp.vdot(g, layers._pool_gather(u, winner))
+  np.testing.assert_allclose(lhs, rhs, rtol=RTOL)
+  assert int(jnp.min(winner)) >= 0 and int(jnp.max(winner)) <= 8
 
 
 def test_max_pool_forward_mode():
@@ -116,7 +146,7 @@ def test_selection_defaults_env_and_override(monkeypatch):
   monkeypatch.delenv("GTNJAX_POOL_IMPL", raising=False)
   layers.reset_impl()
   assert layers.current_impl("conv2d") == "gemm"   # these tests run on CPU
-  assert layers.current_impl("max_pool") == "slices"
+  assert layers.current_impl("max_pool") == "phases"
   monkeypatch.setenv("GTNJAX_CONV_IMPL", "lax")
   assert layers.current_impl("conv2d") == "lax"
   with layers.use_impl(conv2d="im2col", max_pool="lax"):

@@ -57,19 +57,22 @@ def init_weight_norm(key: jax.Array, shape: tuple[int, ...]) -> dict[str, jax.Ar
 # for speed only: the meta-gradient differentiates every layer to second order,
 # and on XLA:CPU the library convolution's and reduce_window's derivatives fall
 # off the fast paths (a 3x3 conv's second derivative ran ~60x its forward, the
-# max-pool's gradient lowers to a slow select-and-scatter). The im2col conv and
-# the strided-slice pool are written so that forward, first and second
-# derivatives are all dense matmuls, pads, slices, compares and selects.
+# max-pool's gradient lowers to a slow select-and-scatter). The matmul convs
+# (gemm = im2col or shifted_outputs by shape, routed) and the slice/phase
+# pools are written so that forward, first and second derivatives are all
+# dense matmuls (or forward convolutions), pads, slices, compares and selects.
+# CPU defaults measured on the whole meta-iteration (BENCHMARKS.md): gemm
+# beat routed, phases beat slices.
 #
 # Choice, first match wins (read when a function is traced, so set it before
 # the first jit call of a function; already-compiled functions keep theirs):
 #   1. `set_impl(conv2d=..., max_pool=...)` or the `use_impl(...)` context;
 #   2. the environment variables GTNJAX_CONV_IMPL and GTNJAX_POOL_IMPL;
-#   3. the default backend: CPU gets im2col / slices, GPU and TPU the library
+#   3. the default backend: CPU gets gemm / phases, GPU and TPU the library
 #      ops (lax), whose cuDNN kernels are the fast path there.
-CONV_IMPLS = ("lax", "gemm", "im2col", "shifted_outputs")
-POOL_IMPLS = ("lax", "slices")
-_BACKEND_DEFAULTS = {"cpu": {"conv2d": "gemm", "max_pool": "slices"}}
+CONV_IMPLS = ("lax", "routed", "gemm", "im2col", "shifted_outputs")
+POOL_IMPLS = ("lax", "slices", "phases")
+_BACKEND_DEFAULTS = {"cpu": {"conv2d": "gemm", "max_pool": "phases"}}
 _LIBRARY_DEFAULTS = {"conv2d": "lax", "max_pool": "lax"}
 _ENV_VARS = {"conv2d": "GTNJAX_CONV_IMPL", "max_pool": "GTNJAX_POOL_IMPL"}
 _CHOICES = {"conv2d": CONV_IMPLS, "max_pool": POOL_IMPLS}
@@ -235,7 +238,124 @@ def conv2d_shifted_outputs(x: jax.Array, kernel: jax.Array, padding: int = 1) ->
              for i in range(kh) for j in range(kw))
 
 
-_CONV_FNS = {"lax": conv2d_lax, "im2col": conv2d_im2col,
+# The routed convolution. Every derivative of a convolution, at every order,
+# is one of two linear maps: a forward convolution (the input gradient is the
+# convolution of the cotangent with the flipped, transposed kernel) or a
+# kernel gradient (sum over positions of input patches times cotangent), and
+# the derivatives of a kernel gradient are forward convolutions again. JAX's
+# own transpose rules instead emit convolutions with dilations and unusual
+# dimension layouts, which XLA:CPU runs far off its fast path (second
+# derivatives at 30x the forward, BENCHMARKS.md). `conv2d_routed` defines
+# both maps as custom_vjp functions whose VJPs are each other, so the
+# meta-gradient only ever runs these two kinds of kernel, and each call picks
+# the faster implementation for its channel counts: the library convolution
+# when both sides are wide (XLA:CPU's convolution is a blocked GEMM that never
+# writes the patches out), a matmul over the shifted narrow side when one side
+# has few channels (the library convolution is slow at 1-channel in- or
+# outputs). Reverse mode to any order; no forward mode (use "lax" for jvp).
+ROUTED_WIDE_CHANNELS = 16  # min(C_in, C_out) from which the library kernels win
+
+
+def _pad_hw(x: jax.Array, pads: tuple[int, int]) -> jax.Array:
+  # Zero-pads (or, for negative pads, crops) H and W symmetrically.
+  (ph, pw) = pads
+  return jax.lax.pad(x, jnp.zeros((), x.dtype),
+                     ((0, 0, 0), (ph, ph, 0), (pw, pw, 0), (0, 0, 0)))
+
+
+def _conv_value(x: jax.Array, kernel: jax.Array, pads: tuple[int, int]) -> jax.Array:
+  c_in, c_out = kernel.shape[2], kernel.shape[3]
+  if min(c_in, c_out) >= ROUTED_WIDE_CHANNELS:
+    if min(pads) >= 0:
+      return jax.lax.conv_general_dilated(
+          x, kernel, (1, 1), ((pads[0], pads[0]), (pads[1], pads[1])),
+          dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return conv2d_lax(_pad_hw(x, pads), kernel, 0)
+  narrow = conv2d_im2col if c_in <= c_out else conv2d_shifted_outputs
+  return narrow(_pad_hw(x, pads), kernel, 0)
+
+
+def _kernel_grad_value(x: jax.Array, g: jax.Array, pads: tuple[int, int],
+                       kernel_hw: tuple[int, int]) -> jax.Array:
+  """sum_{n,h,w} pad(x)[n, h + a, w + b, i] g[n, h, w, o] -> [KH, KW, C_in, C_out]."""
+  kh, kw = kernel_hw
+  n, h, w, c_in = x.shape
+  c_out = g.shape[-1]
+  xp = _pad_hw(x, pads)
+  # Always a matmul over the shifted copies of the narrower side: inside the
+  # meta-gradient XLA:CPU lowered the library's kernel-gradient convolution
+  # to a naive loop (seconds per call), though it is fast when compiled alone.
+  ho, wo = g.shape[1:3]
+  if c_in <= c_out:  # patches of the input: [N Ho Wo, KH KW C_in]^T @ [N Ho Wo, C_out]
+    taps = [xp[:, a:a + ho, b:b + wo, :] for a in range(kh) for b in range(kw)]
+    patches = jnp.concatenate(taps, axis=-1).reshape(n * ho * wo, kh * kw * c_in)
+    k = jax.lax.dot_general(patches, g.reshape(-1, c_out), (((0,), (0,)), ((), ())))
+    return k.reshape(kh, kw, c_in, c_out)
+  # Patches of the cotangent on the padded input's grid: pad(x)[u, v] meets
+  # g[u - a, v - b] in tap (a, b). [N Hp Wp, C_in]^T @ [N Hp Wp, KH KW C_out].
+  hp, wp = xp.shape[1:3]
+  g_taps = [jnp.pad(g, ((0, 0), (a, hp - ho - a), (b, wp - wo - b), (0, 0)))
+            for a in range(kh) for b in range(kw)]
+  g_patches = jnp.concatenate(g_taps, axis=-1).reshape(n * hp * wp, kh * kw * c_out)
+  k = jax.lax.dot_general(xp.reshape(-1, c_in), g_patches, (((0,), (0,)), ((), ())))
+  return k.reshape(c_in, kh, kw, c_out).transpose(1, 2, 0, 3)
+
+
+def _flip_transpose(kernel: jax.Array) -> jax.Array:
+  # The kernel of the input gradient: spatially flipped, in/out swapped.
+  return kernel[::-1, ::-1].transpose(0, 1, 3, 2)
+
+
+def _transposed_pads(kernel_hw: tuple[int, int], pads: tuple[int, int]) -> tuple[int, int]:
+  return (kernel_hw[0] - 1 - pads[0], kernel_hw[1] - 1 - pads[1])
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _routed_conv(x, kernel, pads):
+  return _conv_value(x, kernel, pads)
+
+
+def _routed_conv_fwd(x, kernel, pads):
+  return _routed_conv(x, kernel, pads), (x, kernel)
+
+
+def _routed_conv_bwd(pads, res, g):
+  x, kernel = res
+  kernel_hw = kernel.shape[:2]
+  dx = _routed_conv(g, _flip_transpose(kernel), _transposed_pads(kernel_hw, pads))
+  return dx, _routed_kernel_grad(x, g, pads, kernel_hw)
+
+
+_routed_conv.defvjp(_routed_conv_fwd, _routed_conv_bwd)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _routed_kernel_grad(x, g, pads, kernel_hw):
+  return _kernel_grad_value(x, g, pads, kernel_hw)
+
+
+def _routed_kernel_grad_fwd(x, g, pads, kernel_hw):
+  return _routed_kernel_grad(x, g, pads, kernel_hw), (x, g)
+
+
+def _routed_kernel_grad_bwd(pads, kernel_hw, res, k_bar):
+  # Bilinear in (x, g): x's cotangent is the input gradient of a convolution
+  # with kernel k_bar and cotangent g; g's is that convolution's forward.
+  x, g = res
+  x_bar = _routed_conv(g, _flip_transpose(k_bar), _transposed_pads(kernel_hw, pads))
+  return x_bar, _routed_conv(x, k_bar, pads)
+
+
+_routed_kernel_grad.defvjp(_routed_kernel_grad_fwd, _routed_kernel_grad_bwd)
+
+
+def conv2d_routed(x: jax.Array, kernel: jax.Array, padding: int = 1) -> jax.Array:
+  """`conv2d` whose derivatives are forward convolutions and kernel gradients
+  only, each run by the implementation fastest for its channel counts."""
+  return _routed_conv(x, kernel, (padding, padding))
+
+
+_CONV_FNS = {"lax": conv2d_lax, "routed": conv2d_routed, "im2col": conv2d_im2col,
              "shifted_outputs": conv2d_shifted_outputs}
 
 
@@ -250,7 +370,9 @@ def max_pool(x: jax.Array, window: int = 3, stride: int = 2, padding: int = 1) -
     [N, (H + 2p - window) // stride + 1, (W + 2p - window) // stride + 1, C].
   """
   impl = current_impl("max_pool")
-  if impl == "slices":
+  if impl == "phases" and (window, stride, padding) == (3, 2, 1):
+    return max_pool_phases(x)
+  if impl in ("slices", "phases"):
     return max_pool_slices(x, window, stride, padding)
   return max_pool_lax(x, window, stride, padding)
 
@@ -308,6 +430,143 @@ def _max_pool_slices_jvp(window, stride, padding, primals, tangents):
   for tap, t_tap in zip(reversed(taps), reversed(t_taps)):  # first match wins
     y_dot = jnp.where(tap == y, t_tap, y_dot)
   return y, y_dot
+
+
+# The learners' 3x3 / stride-2 / pad-1 pool, by parity phases. Input row
+# 2i - 1 + a (a = 0, 1, 2) of output row i is row i - 1 of the odd rows, row i
+# of the even rows, or row i of the odd rows; the same for columns. Splitting
+# the input (padded to even H, W) into its four (row parity, column parity)
+# phases is a free reshape, every tap is a phase shifted by at most one
+# output row/column, and the gradient is the four phases' sums of shifted,
+# masked cotangents interleaved back: quarter-size arrays and one write of
+# the input-sized result, where the strided-slice pool's gradient padded
+# nine input-sized arrays (BENCHMARKS.md). The winning tap of each window is
+# kept as an int8 index, so the gradient and its own derivatives are fixed
+# linear maps (`_pool_scatter` and its transpose `_pool_gather`), each
+# custom_vjp'd to the other: reverse mode to any order, no forward mode
+# (use "slices" or "lax" for jax.jvp).
+_POOL_TAPS = tuple((a, b) for a in range(3) for b in range(3))  # row-major: tie order
+
+
+def _shift_back(a: jax.Array, axis: int, fill: float) -> jax.Array:
+  # out[i] = a[i - 1], out[0] = fill: tap 0 reads the previous odd row/column.
+  pad = [(0, 0)] * a.ndim
+  pad[axis] = (1, 0)
+  return jnp.pad(jax.lax.slice_in_dim(a, 0, a.shape[axis] - 1, axis=axis), pad,
+                 constant_values=fill)
+
+
+def _shift_forward(a: jax.Array, axis: int) -> jax.Array:
+  # out[i] = a[i + 1], out[-1] = 0: the transpose of _shift_back.
+  pad = [(0, 0)] * a.ndim
+  pad[axis] = (0, 1)
+  return jnp.pad(jax.lax.slice_in_dim(a, 1, a.shape[axis], axis=axis), pad)
+
+
+def _phase_taps(x: jax.Array, fill: float) -> list[jax.Array]:
+  # The nine taps of every 3x3/2 window, each [N, Ho, Wo, C], row-major.
+  n, h, w, c = x.shape
+  ho, wo = (h + 1) // 2, (w + 1) // 2
+  x = jnp.pad(x, ((0, 0), (0, 2 * ho - h), (0, 2 * wo - w), (0, 0)), constant_values=fill)
+  x6 = x.reshape(n, ho, 2, wo, 2, c)
+  rows = (_shift_back(x6[:, :, 1], 1, fill), x6[:, :, 0], x6[:, :, 1])  # [N, Ho, Wo, 2, C]
+  def cols(r):
+    return (_shift_back(r[:, :, :, 1], 2, fill), r[:, :, :, 0], r[:, :, :, 1])
+  row_cols = [cols(r) for r in rows]
+  return [row_cols[a][b] for a, b in _POOL_TAPS]
+
+
+def _pool_gather(u: jax.Array, winner: jax.Array) -> jax.Array:
+  """Each window's winning tap of u: [N, H, W, C] -> [N, Ho, Wo, C] (linear in u)."""
+  return _pool_gather_vjp(u, winner)
+
+
+def _pool_scatter(g: jax.Array, winner: jax.Array, hw: tuple[int, int]) -> jax.Array:
+  """Each output's g sent to its window's winning input (the transpose of
+  _pool_gather): [N, Ho, Wo, C] -> [N, H, W, C] with H, W = hw."""
+  return _pool_scatter_vjp(g, winner, hw)
+
+
+@jax.custom_vjp
+def _pool_gather_vjp(u, winner):
+  out = jnp.zeros(winner.shape, u.dtype)
+  for k, tap in enumerate(_phase_taps(u, 0.0)):
+    out = jnp.where(winner == k, tap, out)
+  return out
+
+
+def _pool_gather_fwd(u, winner):
+  return _pool_gather_vjp(u, winner), (winner, u.shape[1:3])
+
+
+def _pool_gather_bwd(res, g):
+  winner, hw = res
+  return _pool_scatter(g, winner, hw), None
+
+
+_pool_gather_vjp.defvjp(_pool_gather_fwd, _pool_gather_bwd)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _pool_scatter_vjp(g, winner, hw):
+  h, w = hw
+  n, ho, wo, c = g.shape
+  z = {(a, b): jnp.where(winner == 3 * a + b, g, 0.0) for a, b in _POOL_TAPS}
+  # Phase (r, s) collects the taps landing on row parity r, column parity s;
+  # tap 0 of a row (column) lands one odd row (column) earlier.
+  even_even = z[1, 1]
+  even_odd = z[1, 2] + _shift_forward(z[1, 0], 2)
+  odd_even = z[2, 1] + _shift_forward(z[0, 1], 1)
+  odd_odd = (z[2, 2] + _shift_forward(z[2, 0], 2) + _shift_forward(z[0, 2], 1)
+             + _shift_forward(_shift_forward(z[0, 0], 1), 2))
+  even = jnp.stack([even_even, even_odd], axis=3)  # [N, Ho, Wo, 2, C]
+  odd = jnp.stack([odd_even, odd_odd], axis=3)
+  dx = jnp.stack([even, odd], axis=2).reshape(n, 2 * ho, 2 * wo, c)
+  return dx[:, :h, :w]
+
+
+def _pool_scatter_fwd(g, winner, hw):
+  return _pool_scatter_vjp(g, winner, hw), winner
+
+
+def _pool_scatter_bwd(hw, winner, dx):
+  return _pool_gather(dx, winner), None
+
+
+_pool_scatter_vjp.defvjp(_pool_scatter_fwd, _pool_scatter_bwd)
+
+
+def _pool_forward(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+  taps = _phase_taps(x, -jnp.inf)
+  y = functools.reduce(jnp.maximum, taps)
+  winner = jnp.full(y.shape, len(taps) - 1, jnp.int8)
+  for k in reversed(range(len(taps) - 1)):  # the first tap attaining the max wins
+    winner = jnp.where(taps[k] == y, jnp.int8(k), winner)
+  return y, winner
+
+
+@jax.custom_vjp
+def max_pool_phases(x: jax.Array) -> jax.Array:
+  """`max_pool` with window 3, stride 2, padding 1, by parity phases.
+
+  Same values and derivatives (to any order in reverse mode) as
+  reduce_window's, ties included: each output's cotangent goes to the first
+  tap, in row-major window order, attaining the max.
+  """
+  return _pool_forward(x)[0]
+
+
+def _max_pool_phases_fwd(x):
+  y, winner = _pool_forward(x)
+  return y, (winner, x.shape[1:3])
+
+
+def _max_pool_phases_bwd(res, g):
+  winner, hw = res
+  return (_pool_scatter(g, winner, hw),)
+
+
+max_pool_phases.defvjp(_max_pool_phases_fwd, _max_pool_phases_bwd)
 
 
 def global_avg_pool(x: jax.Array) -> jax.Array:
