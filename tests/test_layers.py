@@ -97,6 +97,15 @@ def test_max_pool_ties_route_to_one_input_like_reduce_window(pool):
   np.testing.assert_array_equal(g, g_ref)
 
 
+@pytest.mark.parametrize("pool", [layers.max_pool_slices, layers.max_pool_phases])
+def test_max_pool_ties_second_order_like_reduce_window(pool):
+  # Values on a coarse grid: most windows have tied maxima, so a tie rule
+  # that differs at any order (e.g. jnp.maximum's halving) shows up.
+  (x,) = _random(12, (2, 6, 7, 2))
+  x = jnp.round(x)
+  _assert_same_derivatives(pool, lambda x: layers.max_pool_lax(x, 3, 2, 1), (x,))
+
+
 def test_max_pool_phases_gather_is_the_transpose_of_scatter():
   # The gradient's two linear maps, <scatter(g), u> == <g, gather(u)>, on a
   # winner pattern from real data (not a jax.vjp identity: both are custom).

@@ -557,8 +557,12 @@ def max_pool_phases(x: jax.Array) -> jax.Array:
 
 
 def _max_pool_phases_fwd(x):
-  y, winner = _pool_forward(x)
-  return y, (winner, x.shape[1:3])
+  # y through the custom function itself, so that differentiating this rule
+  # (the second-order terms) reaches this VJP again, never jnp.maximum's
+  # (which splits ties and costs selects and divides). The winner is an
+  # integer, not differentiated; XLA shares the max between the two.
+  _, winner = _pool_forward(x)
+  return max_pool_phases(x), (winner, x.shape[1:3])
 
 
 def _max_pool_phases_bwd(res, g):
