@@ -123,6 +123,20 @@ def test_max_pool_forward_mode():
   check_grads(layers.max_pool_slices, (x,), order=2, modes=("fwd", "rev"))
 
 
+@pytest.mark.parametrize("impl", ["gemm", "lax"])
+@pytest.mark.parametrize("x_shape,k_shape", [
+    ((2, 3, 4, 5), (3, 3, 5, 2)),     # C_in > C_out, H != W
+    ((1, 4, 4, 2), (3, 3, 2, 1)),     # one output channel (the generator's last conv)
+    ((2, 3, 3, 2), (3, 3, 2, 6)),     # C_in < C_out
+])
+def test_upsample_conv2d_matches_upsample_then_conv(impl, x_shape, k_shape):
+  x, k = _random(13, x_shape, k_shape)
+  with layers.use_impl(conv2d=impl):
+    _assert_same_derivatives(
+        layers.upsample_conv2d,
+        lambda x, k: layers.conv2d_lax(layers.upsample_nearest(x), k, 1), (x, k))
+
+
 def _weight_norm_ref(v, g):
   return g * v / jnp.linalg.norm(v.reshape(-1, v.shape[-1]), axis=0)
 

@@ -293,6 +293,6 @@ def _generator_pre_tanh(params: Params, inputs: jax.Array,
   x = layers.leaky_relu(bn(layers.dense(inputs, wn("fc1")), "bn1"))
   x = layers.leaky_relu(bn(layers.dense(x, wn("fc2")), "bn2"))
   x = x.reshape(x.shape[0], h // 4, w // 4, GENERATOR_CHANNELS[0])
-  x = layers.conv2d(layers.upsample_nearest(x), wn("conv1"))
+  x = layers.upsample_conv2d(x, wn("conv1"))
   x = layers.leaky_relu(bn(x, "bn3"))
-  return layers.conv2d(layers.upsample_nearest(x), wn("conv2")) + p["conv2"]["bias"]
+  return layers.upsample_conv2d(x, wn("conv2")) + p["conv2"]["bias"]
