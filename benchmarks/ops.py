@@ -100,6 +100,15 @@ def cases(quick: bool):
   for name, xs in pool:
     for impl in layers.POOL_IMPLS:
       out.append((name, impl, _with_impl(layers.max_pool, max_pool=impl), (xs,)))
+  # The generator's upsample-then-conv layers: the phase form against
+  # upsampling and convolving at full resolution ("upsample+conv").
+  upsample = [("upsample_conv gen1 7x7 128->64", (b, 7, 7, 128), (3, 3, 128, 64)),
+              ("upsample_conv gen2 14x14 64->1", (b, 14, 14, 64), (3, 3, 64, 1))]
+  for name, xs, ks in ([] if quick else upsample):
+    for impl in ("gemm", "lax"):
+      out.append((name, impl, _with_impl(layers.upsample_conv2d, conv2d=impl), (xs, ks)))
+    out.append((name, "upsample+conv", _with_impl(
+        lambda x, k: layers.conv2d(layers.upsample_nearest(x), k), conv2d="gemm"), (xs, ks)))
   out.append(("weight_norm 6272x256", "jnp", layers.weight_norm, ((6272, 256), (256,))))
   out.append(("weight_norm 1024x6272", "jnp", layers.weight_norm, ((1024, 6272), (6272,))))
   out.append(("mean_only_bn 14x14x128", "jnp",
@@ -117,7 +126,7 @@ def main():
   ap.add_argument("--json", default=None)
   args = ap.parse_args()
   print(f"jax {jax.__version__} on {jax.devices()[0].device_kind} ({jax.default_backend()})")
-  header = (f"{'primitive':30s} {'impl':7s} {'fwd ms':>8s} {'d1 ms':>8s} {'d2 ms':>8s} "
+  header = (f"{'primitive':30s} {'impl':15s} {'fwd ms':>8s} {'d1 ms':>8s} {'d2 ms':>8s} "
             f"{'d2v ms':>8s} {'d1/f':>6s} {'d2/f':>6s} {'d2v/f':>6s} {'fwd GF/s':>8s}")
   print(header)
   rows = []
@@ -140,7 +149,7 @@ def main():
            "fwd_spread_ms": [1e3 * t_f[1], 1e3 * t_f[2]],
            "d2v_spread_ms": [1e3 * t_2v[1], 1e3 * t_2v[2]], "fwd_flops": flops}
     rows.append(row)
-    print(f"{name:30s} {impl:7s} {row['fwd_ms']:8.2f} {row['d1_ms']:8.2f} {row['d2_ms']:8.2f} "
+    print(f"{name:30s} {impl:15s} {row['fwd_ms']:8.2f} {row['d1_ms']:8.2f} {row['d2_ms']:8.2f} "
           f"{row['d2v_ms']:8.2f} {t_1[0] / t_f[0]:6.1f} {t_2[0] / t_f[0]:6.1f} "
           f"{t_2v[0] / t_f[0]:6.1f} {flops / t_f[0] / 1e9:8.1f}", flush=True)
   if args.json:

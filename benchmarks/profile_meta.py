@@ -4,7 +4,7 @@ Runs one warm meta-iteration under jax.profiler, then prints the slowest
 compiled ops (fusions, dots) with their shapes from the optimised HLO, and
 totals per op category. A diagnostic, not a benchmark.
 
-Usage: python benchmarks/profile_meta.py --inner 2 [--top 30] [--remat step]
+Usage: python benchmarks/profile_meta.py --inner 2 [--top 30] [--remat block]
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from gtnjax import learners, meta, teacher
 def main():
   ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   ap.add_argument("--inner", type=int, default=2)
-  ap.add_argument("--remat", default="step")
+  ap.add_argument("--remat", default="block")
   ap.add_argument("--top", type=int, default=30)
   args = ap.parse_args()
   t = args.inner
