@@ -208,14 +208,22 @@ def conv2d_im2col(x: jax.Array, kernel: jax.Array, padding: int = 1) -> jax.Arra
   derivatives are matmuls plus slices/pads of the patches, which XLA:CPU runs
   on its fast GEMM path at every order of differentiation.
   """
-  kh, kw, c_in, c_out = kernel.shape
+  kh, kw, _, c_out = kernel.shape
   n, h, w, _ = x.shape
   h_out, w_out = h + 2 * padding - kh + 1, w + 2 * padding - kw + 1
   xp = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+  y = _mm(_im2col_patches(xp, kh, kw), kernel.reshape(-1, c_out))
+  return y.reshape(n, h_out, w_out, c_out)
+
+
+def _im2col_patches(xp: jax.Array, kh: int, kw: int) -> jax.Array:
+  """[N, Hp, Wp, C] (already padded) -> [N H' W', KH KW C] for a KHxKW valid
+  convolution: tap-major, channel-minor, the row order of a flattened HWIO kernel."""
+  n, hp, wp, c = xp.shape
+  h_out, w_out = hp - kh + 1, wp - kw + 1
   taps = [xp[:, i:i + h_out, j:j + w_out, :] for i in range(kh) for j in range(kw)]
   patches = taps[0] if len(taps) == 1 else jnp.concatenate(taps, axis=-1)
-  y = _mm(patches.reshape(n * h_out * w_out, kh * kw * c_in), kernel.reshape(-1, c_out))
-  return y.reshape(n, h_out, w_out, c_out)
+  return patches.reshape(n * h_out * w_out, kh * kw * c)
 
 
 def conv2d_shifted_outputs(x: jax.Array, kernel: jax.Array, padding: int = 1) -> jax.Array:
@@ -247,13 +255,14 @@ def conv2d_shifted_outputs(x: jax.Array, kernel: jax.Array, padding: int = 1) ->
 # dimension layouts, which XLA:CPU runs far off its fast path (second
 # derivatives at 30x the forward, BENCHMARKS.md). `conv2d_routed` defines
 # both maps as custom_vjp functions whose VJPs are each other, so the
-# meta-gradient only ever runs these two kinds of kernel, and each call picks
-# the faster implementation for its channel counts: the library convolution
-# when both sides are wide (XLA:CPU's convolution is a blocked GEMM that never
-# writes the patches out), a matmul over the shifted narrow side when one side
-# has few channels (the library convolution is slow at 1-channel in- or
-# outputs). Reverse mode to any order; no forward mode (use "lax" for jvp).
-ROUTED_WIDE_CHANNELS = 16  # min(C_in, C_out) from which the library kernels win
+# meta-gradient only ever runs these two kinds of kernel. Forward
+# convolutions pick by channel counts: the library convolution when both sides
+# are wide (XLA:CPU's convolution is a blocked GEMM that never writes the
+# patches out), a matmul over the shifted narrow side when one side has few
+# channels (the library convolution is slow at 1-channel in- or outputs).
+# Kernel gradients are always the narrow-side matmul (_kernel_grad_value).
+# Reverse mode to any order; no forward mode (use "lax" for jvp).
+ROUTED_WIDE_CHANNELS = 16  # min(C_in, C_out) from which the library convolution is used
 
 
 def _pad_hw(x: jax.Array, pads: tuple[int, int]) -> jax.Array:
@@ -279,16 +288,15 @@ def _kernel_grad_value(x: jax.Array, g: jax.Array, pads: tuple[int, int],
                        kernel_hw: tuple[int, int]) -> jax.Array:
   """sum_{n,h,w} pad(x)[n, h + a, w + b, i] g[n, h, w, o] -> [KH, KW, C_in, C_out]."""
   kh, kw = kernel_hw
-  n, h, w, c_in = x.shape
-  c_out = g.shape[-1]
+  n, c_in, c_out = x.shape[0], x.shape[-1], g.shape[-1]
   xp = _pad_hw(x, pads)
-  # Always a matmul over the shifted copies of the narrower side: inside the
-  # meta-gradient XLA:CPU lowered the library's kernel-gradient convolution
-  # to a naive loop (seconds per call), though it is fast when compiled alone.
+  # Always a matmul over the shifted copies of the narrower side, whatever
+  # the channel counts: inside the meta-gradient XLA:CPU ran the library's
+  # kernel-gradient convolution through a generic path taking seconds per
+  # call, though it is fast when compiled alone (BENCHMARKS.md).
   ho, wo = g.shape[1:3]
   if c_in <= c_out:  # patches of the input: [N Ho Wo, KH KW C_in]^T @ [N Ho Wo, C_out]
-    taps = [xp[:, a:a + ho, b:b + wo, :] for a in range(kh) for b in range(kw)]
-    patches = jnp.concatenate(taps, axis=-1).reshape(n * ho * wo, kh * kw * c_in)
+    patches = _im2col_patches(xp, kh, kw)
     k = jax.lax.dot_general(patches, g.reshape(-1, c_out), (((0,), (0,)), ((), ())))
     return k.reshape(kh, kw, c_in, c_out)
   # Patches of the cotangent on the padded input's grid: pad(x)[u, v] meets
@@ -370,6 +378,7 @@ def max_pool(x: jax.Array, window: int = 3, stride: int = 2, padding: int = 1) -
     [N, (H + 2p - window) // stride + 1, (W + 2p - window) // stride + 1, C].
   """
   impl = current_impl("max_pool")
+  # "phases" covers the learners' 3/2/1 pool; other windows use "slices".
   if impl == "phases" and (window, stride, padding) == (3, 2, 1):
     return max_pool_phases(x)
   if impl in ("slices", "phases"):
@@ -476,19 +485,9 @@ def _phase_taps(x: jax.Array, fill: float) -> list[jax.Array]:
   return [row_cols[a][b] for a, b in _POOL_TAPS]
 
 
+@jax.custom_vjp
 def _pool_gather(u: jax.Array, winner: jax.Array) -> jax.Array:
   """Each window's winning tap of u: [N, H, W, C] -> [N, Ho, Wo, C] (linear in u)."""
-  return _pool_gather_vjp(u, winner)
-
-
-def _pool_scatter(g: jax.Array, winner: jax.Array, hw: tuple[int, int]) -> jax.Array:
-  """Each output's g sent to its window's winning input (the transpose of
-  _pool_gather): [N, Ho, Wo, C] -> [N, H, W, C] with H, W = hw."""
-  return _pool_scatter_vjp(g, winner, hw)
-
-
-@jax.custom_vjp
-def _pool_gather_vjp(u, winner):
   out = jnp.zeros(winner.shape, u.dtype)
   for k, tap in enumerate(_phase_taps(u, 0.0)):
     out = jnp.where(winner == k, tap, out)
@@ -496,7 +495,7 @@ def _pool_gather_vjp(u, winner):
 
 
 def _pool_gather_fwd(u, winner):
-  return _pool_gather_vjp(u, winner), (winner, u.shape[1:3])
+  return _pool_gather(u, winner), (winner, u.shape[1:3])
 
 
 def _pool_gather_bwd(res, g):
@@ -504,11 +503,13 @@ def _pool_gather_bwd(res, g):
   return _pool_scatter(g, winner, hw), None
 
 
-_pool_gather_vjp.defvjp(_pool_gather_fwd, _pool_gather_bwd)
+_pool_gather.defvjp(_pool_gather_fwd, _pool_gather_bwd)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def _pool_scatter_vjp(g, winner, hw):
+def _pool_scatter(g: jax.Array, winner: jax.Array, hw: tuple[int, int]) -> jax.Array:
+  """Each output's g sent to its window's winning input (the transpose of
+  _pool_gather): [N, Ho, Wo, C] -> [N, H, W, C] with H, W = hw."""
   h, w = hw
   n, ho, wo, c = g.shape
   z = {(a, b): jnp.where(winner == 3 * a + b, g, 0.0) for a, b in _POOL_TAPS}
@@ -526,14 +527,14 @@ def _pool_scatter_vjp(g, winner, hw):
 
 
 def _pool_scatter_fwd(g, winner, hw):
-  return _pool_scatter_vjp(g, winner, hw), winner
+  return _pool_scatter(g, winner, hw), winner
 
 
 def _pool_scatter_bwd(hw, winner, dx):
   return _pool_gather(dx, winner), None
 
 
-_pool_scatter_vjp.defvjp(_pool_scatter_fwd, _pool_scatter_bwd)
+_pool_scatter.defvjp(_pool_scatter_fwd, _pool_scatter_bwd)
 
 
 def _pool_forward(x: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -591,12 +592,13 @@ def upsample_nearest(x: jax.Array, factor: int = 2) -> jax.Array:
   return x.reshape(n, h * factor, w * factor, c)
 
 
-# Which input taps of a 3x3 kernel land on each low-resolution tap once the
-# input is nearest-upsampled by 2: output row 2i + r reads upsampled rows
-# 2i + r - 1 .. 2i + r + 1, i.e. low-resolution rows i + r - 1 + u for
-# u = 0, 1 (with padding 1: rows i + r + u of the padded input), taking
-# kernel rows _UPSAMPLE_TAPS[r][u]. The same holds for columns.
-_UPSAMPLE_TAPS = (((0,), (1, 2)), ((0, 1), (2,)))
+# _UPSAMPLE_TAPS[r, u, a] = 1 where kernel row a lands on low-resolution tap
+# u of output row parity r once the input is nearest-upsampled by 2: output
+# row 2i + r reads upsampled rows 2i + r - 1 .. 2i + r + 1, i.e.
+# low-resolution rows i + r - 1 + u for u = 0, 1 (rows i + r + u of the input
+# padded by 1). The same holds for columns.
+_UPSAMPLE_TAPS = ((((1, 0, 0), (0, 1, 1)),   # r = 0: rows i - 1 <- a = 0; i <- a = 1, 2
+                   ((1, 1, 0), (0, 0, 1))))  # r = 1: rows i <- a = 0, 1; i + 1 <- a = 2
 
 
 def upsample_conv2d(x: jax.Array, kernel: jax.Array) -> jax.Array:
@@ -620,14 +622,12 @@ def upsample_conv2d(x: jax.Array, kernel: jax.Array) -> jax.Array:
     raise ValueError(f"upsample_conv2d needs a 3x3 kernel, got {kernel.shape[:2]}")
   n, h, w, _ = x.shape
   c_out = kernel.shape[3]
+  taps = jnp.asarray(_UPSAMPLE_TAPS, kernel.dtype)
+  # [r, s, 2, 2, C_in, C_out]: the 2x2 kernel of each output phase.
+  phase_kernels = jnp.einsum("rua,svb,abio->rsuvio", taps, taps, kernel)
   xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-  phases = []
-  for r in range(2):
-    rows = [sum(kernel[a] for a in taps) for taps in _UPSAMPLE_TAPS[r]]  # 2 x [3, C_in, C_out]
-    for s in range(2):
-      k2 = jnp.stack([jnp.stack([sum(row[b] for b in taps) for taps in _UPSAMPLE_TAPS[s]])
-                      for row in rows])  # [2, 2, C_in, C_out]
-      phases.append(conv2d(xp[:, r:r + h + 1, s:s + w + 1], k2, padding=0))
+  phases = [conv2d(xp[:, r:r + h + 1, s:s + w + 1], phase_kernels[r, s], padding=0)
+            for r in range(2) for s in range(2)]
   y = jnp.stack(phases).reshape(2, 2, n, h, w, c_out)
   return y.transpose(2, 3, 0, 4, 1, 5).reshape(n, 2 * h, 2 * w, c_out)
 
