@@ -137,6 +137,21 @@ def test_upsample_conv2d_matches_upsample_then_conv(impl, x_shape, k_shape):
         lambda x, k: layers.conv2d_lax(layers.upsample_nearest(x), k, 1), (x, k))
 
 
+def test_upsample_conv2d_reflect_matches_reflect_padded_upsample():
+  """The paper's generator pads its upsampled maps by reflection (PyTorch
+  padding_mode="reflect"); the input-resolution form must equal it."""
+  x, k = _random(14, (2, 3, 4, 3), (3, 3, 3, 2))
+
+  def reference(x, k):
+    up = jnp.pad(layers.upsample_nearest(x), ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
+    return layers.conv2d_lax(up, k, 0)
+
+  _assert_same_derivatives(
+      lambda x, k: layers.upsample_conv2d(x, k, padding_mode="reflect"), reference, (x, k))
+  zeros = layers.upsample_conv2d(x, k)
+  assert not np.allclose(zeros, reference(x, k)), "the two padding modes must differ at the edge"
+
+
 def _weight_norm_ref(v, g):
   return g * v / jnp.linalg.norm(v.reshape(-1, v.shape[-1]), axis=0)
 

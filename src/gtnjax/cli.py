@@ -181,11 +181,15 @@ def main(argv: list[str] | None = None) -> int:
   from gtnjax.checkpointing import CheckpointError
   from gtnjax.config import ConfigError
   from gtnjax.data import DatasetError
+  from gtnjax.train import NonFiniteMetaLoss
   try:
     return _run(args, overrides)
   except (UsageError, ConfigError, DatasetError, CheckpointError) as e:
     print(f"gtnjax: error: {e}", file=sys.stderr)
     return 2
+  except NonFiniteMetaLoss as e:
+    print(f"gtnjax: error: {e}", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import os
 
 import ml_collections
 
-from gtnjax import inner_loop, learners, teacher
+from gtnjax import inner_loop, layers, learners, teacher
 
 
 class ConfigError(ValueError):
@@ -35,11 +35,14 @@ def default_config() -> ml_collections.ConfigDict:
   c.curriculum = "full"         # full | none | shuffled_batch | shuffled_all | gaussian
   c.soft_labels = False         # learn [T, B, K] soft labels
   c.noise_size = 128            # generator noise inputs Z
+  c.generator_padding = "zeros" # zeros | reflect (the paper's code) in the generator's convs
+  c.output_init = "data"        # data (weight norm's data-dependent init of the output layer) | none (the paper's code)
   # Inner loop.
   c.inner_steps = 16            # T
   c.inner_batch_size = 32       # B
   c.init_inner_lr = 0.1         # initial learned learning rate (every step)
   c.init_inner_momentum = 0.5   # initial learned momentum (every step)
+  c.momentum_parameterisation = "log"  # log (the paper's code; can pass 1) | sigmoid (stays in (0, 1))
   c.probe_every = 1             # real-data probe loss every k inner steps (k | T); 0: final only
   # Inner-loop recomputation: none | step | step_dots | block | nested. "block"
   # keeps one learner state per probe interval; with probe_every=1 that is one
@@ -59,6 +62,10 @@ def default_config() -> ml_collections.ConfigDict:
   c.adam_b1 = 0.9
   c.adam_b2 = 0.999
   c.seed = 0
+  # A non-finite meta-gradient skips the update (params and Adam state kept);
+  # this many skips in a row stop the run with an error (1: the paper's code,
+  # which stops on the first; 0: never stop).
+  c.max_consecutive_skips = 20
   # Bookkeeping.
   c.log_every = 1               # meta-steps between metrics.jsonl lines
   c.checkpoint_every = 50       # meta-steps between checkpoints (and one at the end)
@@ -76,7 +83,8 @@ def default_config() -> ml_collections.ConfigDict:
 # Fields whose change would make an existing workdir's checkpoints meaningless.
 RUN_DEFINING_FIELDS = (
     "dataset", "learner", "random_widths", "teacher", "curriculum", "soft_labels",
-    "noise_size", "inner_steps", "inner_batch_size", "init_inner_lr", "init_inner_momentum",
+    "noise_size", "generator_padding", "output_init", "momentum_parameterisation",
+    "inner_steps", "inner_batch_size", "init_inner_lr", "init_inner_momentum",
     "probe_every", "meta_batch_size", "population", "num_meta_steps", "meta_lr",
     "final_relative_lr", "grad_clip", "adam_b1", "adam_b2", "seed")
 
@@ -176,6 +184,16 @@ def validate(config) -> None:
   need(0 <= config.adam_b1 < 1, "adam_b1", "must be in [0, 1)")
   need(0 <= config.adam_b2 < 1, "adam_b2", "must be in [0, 1)")
   need(config.num_devices >= 0, "num_devices", "must be >= 0 (0 uses every device)")
+  need(isinstance(config.max_consecutive_skips, int) and config.max_consecutive_skips >= 0,
+       "max_consecutive_skips", "must be an integer >= 0 (0: never stop on skipped updates)")
+  need(config.momentum_parameterisation in teacher.MOMENTUM_PARAMETERISATIONS,
+       "momentum_parameterisation", f"choose one of {', '.join(teacher.MOMENTUM_PARAMETERISATIONS)}")
+  need(config.momentum_parameterisation == "log" or config.init_inner_momentum < 1,
+       "init_inner_momentum", "must be below 1 with momentum_parameterisation=sigmoid")
+  need(config.generator_padding in layers.UPSAMPLE_PADDING_MODES, "generator_padding",
+       f"choose one of {', '.join(layers.UPSAMPLE_PADDING_MODES)}")
+  need(config.output_init in teacher.OUTPUT_INITS, "output_init",
+       f"choose one of {', '.join(teacher.OUTPUT_INITS)}")
   need(config.probe_every >= 0, "probe_every", "must be >= 0 (0: only the final probe)")
   need(config.probe_every == 0 or config.inner_steps % config.probe_every == 0, "probe_every",
        f"must divide inner_steps={config.inner_steps} (or be 0 for the final probe only)")

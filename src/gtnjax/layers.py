@@ -601,7 +601,10 @@ _UPSAMPLE_TAPS = ((((1, 0, 0), (0, 1, 1)),   # r = 0: rows i - 1 <- a = 0; i <- 
                    ((1, 1, 0), (0, 0, 1))))  # r = 1: rows i <- a = 0, 1; i + 1 <- a = 2
 
 
-def upsample_conv2d(x: jax.Array, kernel: jax.Array) -> jax.Array:
+UPSAMPLE_PADDING_MODES = ("zeros", "reflect")
+
+
+def upsample_conv2d(x: jax.Array, kernel: jax.Array, padding_mode: str = "zeros") -> jax.Array:
   """`conv2d(upsample_nearest(x, 2), kernel, padding=1)` for a 3x3 kernel,
   computed at the input's resolution.
 
@@ -611,13 +614,21 @@ def upsample_conv2d(x: jax.Array, kernel: jax.Array) -> jax.Array:
   and channel pair, and no upsampled copy. Same values and derivatives as the
   upsample-then-convolve form, to float rounding (tests/test_layers.py).
 
+  Reflection padding of the upsampled image (PyTorch's
+  `padding_mode="reflect"`, the paper's generator) pads it with its second row
+  and column, which nearest upsampling made copies of the input's edge: so
+  it is edge padding of the input here.
+
   Args:
     x: [N, H, W, C_in].
     kernel: [3, 3, C_in, C_out].
+    padding_mode: "zeros" or "reflect" (of the upsampled image).
 
   Returns:
     [N, 2H, 2W, C_out].
   """
+  if padding_mode not in UPSAMPLE_PADDING_MODES:
+    raise ValueError(f"padding_mode {padding_mode!r}: choose one of {UPSAMPLE_PADDING_MODES}")
   if kernel.shape[:2] != (3, 3):
     raise ValueError(f"upsample_conv2d needs a 3x3 kernel, got {kernel.shape[:2]}")
   n, h, w, _ = x.shape
@@ -625,7 +636,8 @@ def upsample_conv2d(x: jax.Array, kernel: jax.Array) -> jax.Array:
   taps = jnp.asarray(_UPSAMPLE_TAPS, kernel.dtype)
   # [r, s, 2, 2, C_in, C_out]: the 2x2 kernel of each output phase.
   phase_kernels = jnp.einsum("rua,svb,abio->rsuvio", taps, taps, kernel)
-  xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+  xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)),
+               mode="constant" if padding_mode == "zeros" else "edge")
   phases = [conv2d(xp[:, r:r + h + 1, s:s + w + 1], phase_kernels[r, s], padding=0)
             for r in range(2) for s in range(2)]
   y = jnp.stack(phases).reshape(2, 2, n, h, w, c_out)

@@ -19,7 +19,7 @@ import optax
 
 from gtnjax import inner_loop
 from gtnjax.learners import LearnerSpec
-from gtnjax.teacher import TeacherSpec
+from gtnjax.teacher import SATURATION_THRESHOLD, TeacherSpec
 
 Params = dict[str, Any]
 # Optional hook for `gtnjax.parallel`: called inside `meta_loss` as
@@ -132,6 +132,10 @@ def meta_loss(teacher_params: Params, setup: MetaSetup, key: jax.Array,
 
   aux = {"final_loss": jnp.mean(jnp.stack(final_losses)),
          "meta_accuracy": jnp.mean(jnp.stack(final_accuracies))}
+  if setup.teacher.kind == "generator":
+    # Pixels on tanh's flat tails pass almost no gradient back to the generator.
+    aux["saturated_fraction"] = jnp.mean(jnp.abs(jax.lax.stop_gradient(batches.x))
+                                         > SATURATION_THRESHOLD)
   return jnp.mean(jnp.stack(losses)), aux
 
 
@@ -165,14 +169,16 @@ def meta_step(state: MetaState, key: jax.Array, train_images: jax.Array,
       teacher_params=jax.tree.map(keep_new, params, state.teacher_params),
       opt_state=jax.tree.map(keep_new, opt_state, state.opt_state),
       skipped_updates=state.skipped_updates + (~finite).astype(jnp.int32))
+  lr, momentum = setup.teacher.schedule(state.teacher_params)
   metrics = {
       "meta_loss": loss,
-      "final_loss": aux["final_loss"],
-      "meta_accuracy": aux["meta_accuracy"],
+      **aux,
       "grad_norm": grad_norm,
       "skipped": (~finite).astype(jnp.int32),
-      "inner_lr_mean": jnp.mean(jnp.exp(state.teacher_params["log_lr"])),
-      "inner_momentum_mean": jnp.mean(jnp.exp(state.teacher_params["log_momentum"])),
+      "inner_lr_mean": jnp.mean(lr),
+      "inner_lr_max": jnp.max(lr),
+      "inner_momentum_mean": jnp.mean(momentum),
+      "inner_momentum_max": jnp.max(momentum),
   }
   return new_state, metrics
 

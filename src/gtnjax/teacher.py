@@ -19,7 +19,10 @@ Kinds:
   distillation  learned pixels, one [B, H, W, C] batch per step (Dataset
                 Distillation, Wang et al. 2018).
 
-Every kind learns a per-step learning rate and momentum, log-parameterised.
+Every kind learns a per-step learning rate (log-parameterised) and momentum:
+log-parameterised as in the paper's code (`momentum_parameterisation="log"`,
+nothing stops it passing 1, where SGD diverges) or through a sigmoid
+(`"sigmoid"`, always in (0, 1)).
 Optional learned soft labels replace the fixed one-hot targets with a softmax
 of learned [T, B, K] logits (for the kinds whose label slots are fixed).
 """
@@ -39,6 +42,10 @@ Params = dict[str, Any]
 
 TEACHER_KINDS = ("generator", "real_data", "distillation")
 CURRICULA = ("full", "none", "shuffled_batch", "shuffled_all", "gaussian")
+MOMENTUM_PARAMETERISATIONS = ("log", "sigmoid")
+OUTPUT_INITS = ("data", "none")
+# |x| above this is tanh's flat tail of the generator's 2 tanh output (tanh > 0.95).
+SATURATION_THRESHOLD = 1.9
 
 
 class InnerBatches(NamedTuple):
@@ -68,6 +75,11 @@ class TeacherSpec:
       the backward pass (bounds memory to one chunk of generator activations).
       At the paper's MNIST scale 1 instead of 4 cut peak RSS from 4.9 to 2.1 GiB
       for 4% more time (BENCHMARKS.md).
+    momentum_parameterisation: one of MOMENTUM_PARAMETERISATIONS.
+    generator_padding: "zeros" or "reflect" (the paper's code) for the
+      generator's upsampling convolutions.
+    output_init: "data" (weight norm's data-dependent init of the generator's
+      output layer, a gtnjax choice) or "none" (Kaiming only, the paper's code).
   """
   kind: str
   curriculum: str
@@ -80,8 +92,19 @@ class TeacherSpec:
   init_lr: float = 0.02
   init_momentum: float = 0.5
   generator_chunk: int = 1
+  momentum_parameterisation: str = "log"
+  generator_padding: str = "zeros"
+  output_init: str = "data"
 
   def __post_init__(self):
+    if self.momentum_parameterisation not in MOMENTUM_PARAMETERISATIONS:
+      raise ValueError(f"unknown momentum_parameterisation {self.momentum_parameterisation!r}: "
+                       f"choose one of {MOMENTUM_PARAMETERISATIONS}")
+    if self.generator_padding not in layers.UPSAMPLE_PADDING_MODES:
+      raise ValueError(f"unknown generator_padding {self.generator_padding!r}: "
+                       f"choose one of {layers.UPSAMPLE_PADDING_MODES}")
+    if self.output_init not in OUTPUT_INITS:
+      raise ValueError(f"unknown output_init {self.output_init!r}: choose one of {OUTPUT_INITS}")
     if self.kind not in TEACHER_KINDS:
       raise ValueError(f"unknown teacher {self.kind!r}: choose one of {TEACHER_KINDS}")
     if self.kind == "generator" and self.curriculum not in CURRICULA:
@@ -113,12 +136,15 @@ class TeacherSpec:
     """Meta-learned parameters of this teacher."""
     t, b, z = self.inner_steps, self.batch_size, self.noise_size
     gen_key, curriculum_key = jax.random.split(key)
-    params: Params = {
-        # An explicit dtype: a weak-typed leaf would change type after the
-        # first update and make the jitted meta-step compile twice.
-        "log_lr": jnp.full((t,), math.log(self.init_lr), dtype=jnp.zeros(()).dtype),
-        "log_momentum": jnp.full((t,), math.log(self.init_momentum), dtype=jnp.zeros(()).dtype),
-    }
+    # An explicit dtype: a weak-typed leaf would change type after the first
+    # update and make the jitted meta-step compile twice.
+    dtype = jnp.zeros(()).dtype
+    params: Params = {"log_lr": jnp.full((t,), math.log(self.init_lr), dtype=dtype)}
+    if self.momentum_parameterisation == "log":
+      params["log_momentum"] = jnp.full((t,), math.log(self.init_momentum), dtype=dtype)
+    else:
+      logit = math.log(self.init_momentum / (1.0 - self.init_momentum))
+      params["momentum_logit"] = jnp.full((t,), logit, dtype=dtype)
     if self.kind == "generator":
       if self.curriculum in ("full", "shuffled_batch", "shuffled_all"):
         params["curriculum"] = jax.random.normal(curriculum_key, (t, b, z))
@@ -129,8 +155,9 @@ class TeacherSpec:
                      self.curriculum != "gaussian" else jax.random.normal(curriculum_key, (b, z)))
       first_inputs = jnp.concatenate(
           [first_noise, jax.nn.one_hot(self.balanced_labels()[0], self.num_classes)], axis=-1)
-      params["generator"] = init_generator(gen_key, z + self.num_classes, self.image_shape,
-                                           first_inputs)
+      params["generator"] = init_generator(
+          gen_key, z + self.num_classes, self.image_shape,
+          first_inputs if self.output_init == "data" else None, self.generator_padding)
     elif self.kind == "distillation":
       params["pixels"] = jax.random.normal(curriculum_key, (t, b, *self.image_shape))
     if self.soft_labels:
@@ -139,6 +166,13 @@ class TeacherSpec:
       # every class has a gradient from the first meta-step.
       params["label_logits"] = jnp.log(0.9 * one_hot + 0.1 / self.num_classes)
     return params
+
+  def schedule(self, params: Params) -> tuple[jax.Array, jax.Array]:
+    """The learned per-step (learning rate [T], momentum [T])."""
+    lr = jnp.exp(params["log_lr"])
+    if self.momentum_parameterisation == "log":
+      return lr, jnp.exp(params["log_momentum"])
+    return lr, jax.nn.sigmoid(params["momentum_logit"])
 
   # ------------------------------------------------------------- batches
   def batches(self, params: Params, key: jax.Array,
@@ -156,8 +190,7 @@ class TeacherSpec:
       InnerBatches with x [T, B, H, W, C] and y [T, B, K].
     """
     t, b, k = self.inner_steps, self.batch_size, self.num_classes
-    lr = jnp.exp(params["log_lr"])
-    momentum = jnp.exp(params["log_momentum"])
+    lr, momentum = self.schedule(params)
     row_key, noise_key = jax.random.split(key)
     labels = self.balanced_labels()
     # Which learned slots each step uses: [T, B] indices into the T*B slots.
@@ -206,8 +239,8 @@ class TeacherSpec:
     backward pass keeps one chunk of generator activations alive, not T.
     """
     inputs = jnp.concatenate([noise, one_hot], axis=-1)
-    one_step = jax.checkpoint(
-        lambda z: generator_apply(generator_params, z, self.image_shape))
+    one_step = jax.checkpoint(lambda z: generator_apply(
+        generator_params, z, self.image_shape, self.generator_padding))
     return jax.lax.map(one_step, inputs, batch_size=min(self.generator_chunk, inputs.shape[0]))
 
 
@@ -223,7 +256,8 @@ OUTPUT_PRE_TANH_STD = 0.5
 
 
 def init_generator(key: jax.Array, input_size: int, image_shape: tuple[int, int, int],
-                   first_inputs: jax.Array | None = None) -> Params:
+                   first_inputs: jax.Array | None = None,
+                   padding_mode: str = "zeros") -> Params:
   """The paper's conditional generator (see `generator_apply`).
 
   The single-channel output conv sums hundreds of mostly positive LeakyReLU
@@ -232,7 +266,8 @@ def init_generator(key: jax.Array, input_size: int, image_shape: tuple[int, int,
   `experiments/meta_lr_study.py`). As weight norm's authors prescribe
   (Salimans & Kingma, 2016, sec. 3), the output layer's scale and bias are
   set from one batch (`first_inputs`, [B, Z + K]) so its pre-tanh activations
-  have zero mean and std OUTPUT_PRE_TANH_STD per channel.
+  have zero mean and std OUTPUT_PRE_TANH_STD per channel. Without
+  `first_inputs` (the paper's code) the output layer keeps its Kaiming init.
   """
   h, w, c = image_shape
   c0, c1 = GENERATOR_CHANNELS
@@ -252,7 +287,7 @@ def init_generator(key: jax.Array, input_size: int, image_shape: tuple[int, int,
                 "bias": jnp.zeros((c,))},
   }
   if first_inputs is not None:
-    pre_tanh = _generator_pre_tanh(params, first_inputs, image_shape)
+    pre_tanh = _generator_pre_tanh(params, first_inputs, image_shape, padding_mode)
     mean = jnp.mean(pre_tanh, axis=(0, 1, 2))
     gain = OUTPUT_PRE_TANH_STD / (jnp.std(pre_tanh, axis=(0, 1, 2)) + 1e-6)
     params["conv2"]["scale"] = params["conv2"]["scale"] * gain
@@ -261,7 +296,7 @@ def init_generator(key: jax.Array, input_size: int, image_shape: tuple[int, int,
 
 
 def generator_apply(params: Params, inputs: jax.Array,
-                    image_shape: tuple[int, int, int]) -> jax.Array:
+                    image_shape: tuple[int, int, int], padding_mode: str = "zeros") -> jax.Array:
   """One batch of generated images.
 
   noise ++ one-hot -> WN-linear 1024 -> BN -> LeakyReLU -> WN-linear
@@ -272,15 +307,16 @@ def generator_apply(params: Params, inputs: jax.Array,
     params: from `init_generator`.
     inputs: [B, Z + K] noise concatenated with the one-hot label.
     image_shape: (H, W, C).
+    padding_mode: of the upsampling convolutions, "zeros" or "reflect".
 
   Returns:
     [B, H, W, C] images in [-2, 2] (the normalised input space).
   """
-  return 2.0 * jnp.tanh(_generator_pre_tanh(params, inputs, image_shape))
+  return 2.0 * jnp.tanh(_generator_pre_tanh(params, inputs, image_shape, padding_mode))
 
 
 def _generator_pre_tanh(params: Params, inputs: jax.Array,
-                        image_shape: tuple[int, int, int]) -> jax.Array:
+                        image_shape: tuple[int, int, int], padding_mode: str) -> jax.Array:
   h, w, _ = image_shape
   p = params
 
@@ -293,6 +329,6 @@ def _generator_pre_tanh(params: Params, inputs: jax.Array,
   x = layers.leaky_relu(bn(layers.dense(inputs, wn("fc1")), "bn1"))
   x = layers.leaky_relu(bn(layers.dense(x, wn("fc2")), "bn2"))
   x = x.reshape(x.shape[0], h // 4, w // 4, GENERATOR_CHANNELS[0])
-  x = layers.upsample_conv2d(x, wn("conv1"))
+  x = layers.upsample_conv2d(x, wn("conv1"), padding_mode)
   x = layers.leaky_relu(bn(x, "bn3"))
-  return layers.upsample_conv2d(x, wn("conv2")) + p["conv2"]["bias"]
+  return layers.upsample_conv2d(x, wn("conv2"), padding_mode) + p["conv2"]["bias"]

@@ -67,7 +67,9 @@ def prepare(config, *, data_dir: str | None = None) -> Run:
       num_classes=dataset.num_classes, inner_steps=config.inner_steps,
       batch_size=config.inner_batch_size, noise_size=config.noise_size,
       soft_labels=config.soft_labels, init_lr=config.init_inner_lr,
-      init_momentum=config.init_inner_momentum, generator_chunk=config.generator_chunk)
+      init_momentum=config.init_inner_momentum, generator_chunk=config.generator_chunk,
+      momentum_parameterisation=config.momentum_parameterisation,
+      generator_padding=config.generator_padding, output_init=config.output_init)
   specs = tuple(learners.make_learner(n, dataset.image_shape, dataset.num_classes,
                                       random_widths=config.random_widths)
                 for n in gconfig.learner_names(config))
@@ -111,6 +113,10 @@ def _read_metrics(path: str, up_to_step: int) -> list[str]:
       if record.get("step", 0) <= up_to_step:
         kept.append(line if line.endswith("\n") else line + "\n")
   return kept
+
+
+class NonFiniteMetaLoss(RuntimeError):
+  """Meta-training stopped after `max_consecutive_skips` non-finite meta-steps."""
 
 
 class _PreemptionFlag:
@@ -215,12 +221,23 @@ def train(config, workdir: str, *, progress: bool = True, data_dir: str | None =
   bar = tqdm(total=config.num_meta_steps, initial=start_step, disable=not (progress and main),
              desc=f"meta-train {config.dataset}", unit="step", dynamic_ncols=True)
   metrics_file = open(metrics_path, "a") if main else None
+  consecutive_skips = 0
+  postfix = {}
   with _PreemptionFlag() as flag:
     step = start_step
     while step < end_step:
       t0 = time.perf_counter()
       state, metrics = step_fn(state, train_key, train_images, train_labels)
       step += 1
+      # One scalar per step: a skipped update must be seen when it happens.
+      if int(metrics["skipped"]):
+        consecutive_skips += 1
+        _LOG.warning("meta-step %d: non-finite meta-loss or gradient, update skipped "
+                     "(%d in a row, %d in this run)", step, consecutive_skips,
+                     int(state.skipped_updates))
+        postfix["skipped"] = int(state.skipped_updates)
+      else:
+        consecutive_skips = 0
       if step % config.log_every == 0 or step == end_step:
         values = {k: float(v) for k, v in jax.device_get(metrics).items()}
         record = {"step": step, **values, "seconds": time.perf_counter() - t0}
@@ -229,10 +246,24 @@ def train(config, workdir: str, *, progress: bool = True, data_dir: str | None =
           metrics_file.flush()
           for name, value in values.items():
             writer.add_scalar(f"meta/{name}", value, step)
-        bar.set_postfix(loss=f"{values['meta_loss']:.3f}", acc=f"{values['meta_accuracy']:.3f}")
+        postfix.update(loss=f"{values['meta_loss']:.3f}", acc=f"{values['meta_accuracy']:.3f}")
+        bar.set_postfix(postfix)
       bar.update(1)
       if step % config.checkpoint_every == 0:
         checkpointer.save(step, state)
+      if config.max_consecutive_skips and consecutive_skips >= config.max_consecutive_skips:
+        # The skipped updates left the state as it was before them: save it.
+        bar.close()
+        checkpointer.save(step, state)
+        checkpointer.close()
+        if main:
+          metrics_file.close()
+          writer.close()
+        raise NonFiniteMetaLoss(
+            f"{consecutive_skips} meta-step(s) in a row ending at {step} had a non-finite "
+            f"meta-loss or gradient (max_consecutive_skips={config.max_consecutive_skips}); "
+            f"the last finite state is checkpointed in {workdir}. Lower meta_lr, set grad_clip "
+            "> 0 or momentum_parameterisation=sigmoid, and train in a new --workdir")
       if _any_process(flag.raised):
         preempted = True
         break
