@@ -1,0 +1,182 @@
+"""What makes GTN data teach better than real data at a CPU scale (issue #8, part 2).
+
+    TFDS_DATA_DIR=../shared/tfds python experiments/meta_training_study.py            # every run not yet done
+    TFDS_DATA_DIR=../shared/tfds python experiments/meta_training_study.py --only base,official
+    python experiments/meta_training_study.py --report                               # table + plots only
+
+Each study run is one `gtnjax train` of `mnist.py:cpu` (T=8, B=32, cnn_small,
+200 meta-steps, seed 0 unless the run says otherwise) with one or two fields
+changed, so the runs differ from `base` (the defaults) in one factor at a time.
+A run trains in `--workdir-root/NAME` (checkpoints: rerunning resumes where a
+kill stopped it) and, when it ends, its `config.json`, `metrics.jsonl` and
+`summary.json` are copied to `results/study_mnist/NAME/` (committed). Runs that
+already have a summary there are skipped, so the script can be rerun until the
+whole table is done, committing after each part.
+
+`--report` writes `results/study_mnist/table.md` (test accuracy of fresh
+learners on GTN data against the best constant-lr real-data baseline, the
+learned schedule at the end, skipped updates, clipping and saturation) and
+`results/study_mnist/curves.png` (probe accuracy, learned mean lr, learned
+max momentum, meta-gradient norm and saturated-pixel fraction per run).
+
+`--code DIR` runs the gtnjax package found in DIR/src (default: this checkout),
+so a long study can run from a frozen copy while the checkout changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIG = os.path.join(REPO, "experiments", "configs", "mnist.py") + ":cpu"
+OFFICIAL = {"meta_lr": "0.02", "init_inner_lr": "0.02", "grad_clip": "0"}
+
+# name -> (overrides of mnist.py:cpu, what the run asks). Ordered by what each
+# run can tell: the first ones decide where the study goes.
+RUNS: dict[str, tuple[dict[str, str], str]] = {
+    "base": ({}, "gtnjax defaults: meta lr 0.001, inner lr 0.1, clip 10, P=1, B=32, log momentum"),
+    "official": (dict(OFFICIAL), "the official code's meta lr 0.02, inner lr 0.02, no clip"),
+    "official_sigmoid": ({**OFFICIAL, "momentum_parameterisation": "sigmoid"},
+                         "official values, momentum bounded in (0, 1) by a sigmoid"),
+    "meta_lr_0.003": ({"meta_lr": "0.003"}, "meta lr 0.003"),
+    "meta_lr_0.01": ({"meta_lr": "0.01"}, "meta lr 0.01"),
+    "population_4": ({"population": "4"}, "4 learners per meta-step"),
+    "no_clip": ({"grad_clip": "0"}, "no gradient clipping"),
+    "init_lr_0.02": ({"init_inner_lr": "0.02"}, "initial inner lr 0.02 (official)"),
+    "sigmoid": ({"momentum_parameterisation": "sigmoid"}, "momentum through a sigmoid"),
+    "batch_64": ({"inner_batch_size": "64"}, "inner batch 64 (its own real-data baseline)"),
+    "meta_lr_0.03": ({"meta_lr": "0.03"}, "meta lr 0.03 (clip 10)"),
+    "meta_steps_600": ({"num_meta_steps": "600", "checkpoint_every": "100"}, "600 meta-steps"),
+}
+
+
+def run_one(name: str, workdir_root: str, results_root: str, code: str) -> None:
+  overrides, _ = RUNS[name]
+  workdir = os.path.join(workdir_root, name)
+  os.makedirs(workdir, exist_ok=True)
+  command = [sys.executable, "-m", "gtnjax.cli", "train", "--config", CONFIG,
+             "--workdir", workdir, "--no-progress",
+             *[f"--config.{k}={v}" for k, v in overrides.items()]]
+  env = {**os.environ, "PYTHONPATH": os.path.join(code, "src")}
+  start = time.time()
+  print(f"[{time.strftime('%H:%M:%S')}] {name}: {' '.join(command[3:])}", flush=True)
+  with open(os.path.join(workdir, "log.txt"), "a") as log:
+    status = subprocess.call(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+  if status != 0 or not os.path.exists(os.path.join(workdir, "summary.json")):
+    print(f"  {name} exited {status} without a summary; see {workdir}/log.txt", flush=True)
+    return
+  out = os.path.join(results_root, name)
+  os.makedirs(out, exist_ok=True)
+  for f in ("config.json", "metrics.jsonl", "summary.json"):
+    shutil.copy(os.path.join(workdir, f), os.path.join(out, f))
+  with open(os.path.join(out, "summary.json")) as f:
+    summary = json.load(f)
+  print(f"  {name}: GTN {summary['gtn_test_accuracy']['mean']:.3f} ± "
+        f"{summary['gtn_test_accuracy']['std']:.3f}, real data "
+        f"{summary['real_data_test_accuracy']['mean']:.3f}; {time.time() - start:.0f} s",
+        flush=True)
+
+
+def _records(path: str) -> list[dict]:
+  with open(path) as f:
+    return [json.loads(line) for line in f if line.strip()]
+
+
+def report(results_root: str) -> None:
+  rows = []
+  for name, (overrides, question) in RUNS.items():
+    folder = os.path.join(results_root, name)
+    if not os.path.exists(os.path.join(folder, "summary.json")):
+      continue
+    with open(os.path.join(folder, "summary.json")) as f:
+      summary = json.load(f)
+    records = _records(os.path.join(folder, "metrics.jsonl"))
+    with open(os.path.join(folder, "config.json")) as f:
+      config = json.load(f)
+    last = records[-1]
+    clip = config.get("grad_clip", 0)
+    clipped = sum(r["grad_norm"] > clip for r in records) / len(records) if clip else 0.0
+    tail = records[-len(records) // 10:]
+    rows.append((name, question, summary, last, clipped, records, tail))
+
+  def acc(d):
+    return f"{d['mean']:.3f} ± {d['std']:.3f}"
+
+  lines = [
+      "| run | what changes | GTN test acc. | real data, best constant lr | learned-schedule real data "
+      "| final probe acc. (last 10%) | lr mean / max | momentum mean / max | updates clipped "
+      "| skipped | saturated pixels | wall s |",
+      "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+  for name, question, summary, last, clipped, records, tail in rows:
+    learned = summary.get("real_data_learned_schedule_test_accuracy")
+    probe = sum(r["meta_accuracy"] for r in tail) / len(tail)
+    saturated = last.get("saturated_fraction")
+    lines.append(
+        f"| {name} | {question} | {acc(summary['gtn_test_accuracy'])} | "
+        f"{acc(summary['real_data_test_accuracy'])} | {acc(learned) if learned else '—'} | "
+        f"{probe:.3f} | {last['inner_lr_mean']:.3f} / {last.get('inner_lr_max', float('nan')):.3f} | "
+        f"{last['inner_momentum_mean']:.2f} / {last.get('inner_momentum_max', float('nan')):.2f} | "
+        f"{clipped:.0%} | {summary.get('skipped_updates', 0)} | "
+        f"{'—' if saturated is None else f'{saturated:.1%}'} | {summary['wall_seconds']:.0f} |")
+  with open(os.path.join(results_root, "table.md"), "w") as f:
+    f.write("\n".join(lines) + "\n")
+  print("\n".join(lines))
+
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  fields = [("meta_accuracy", "final probe accuracy", False),
+            ("inner_lr_mean", "learned lr (mean over steps)", True),
+            ("inner_momentum_max", "learned momentum (max over steps)", False),
+            ("grad_norm", "meta-gradient norm", True),
+            ("saturated_fraction", "pixels with |x| > 1.9", False)]
+  fig, axes = plt.subplots(1, len(fields), figsize=(4.2 * len(fields), 3.6))
+  for name, _, _, _, _, records, _ in rows:
+    steps = [r["step"] for r in records]
+    for ax, (field, title, log) in zip(axes, fields):
+      if field in records[0]:
+        values = [r[field] for r in records]
+        if field == "meta_accuracy":  # smoothed: one learner per step is noisy
+          k = 10
+          values = [sum(values[max(0, i - k + 1):i + 1]) / len(values[max(0, i - k + 1):i + 1])
+                    for i in range(len(values))]
+        ax.plot(steps, values, lw=1, label=name)
+      ax.set_title(title, fontsize=9)
+      ax.set_xlabel("meta-step")
+      if log:
+        ax.set_yscale("log")
+  axes[0].legend(fontsize=6)
+  fig.tight_layout()
+  fig.savefig(os.path.join(results_root, "curves.png"), dpi=110)
+  plt.close(fig)
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--only", default="", help="comma-separated run names (default: all)")
+  parser.add_argument("--workdir-root", default=os.path.join(REPO, "runs", "study_mnist"))
+  parser.add_argument("--results", default=os.path.join(REPO, "results", "study_mnist"))
+  parser.add_argument("--code", default=REPO, help="checkout whose src/ provides gtnjax")
+  parser.add_argument("--report", action="store_true", help="only write the table and plots")
+  args = parser.parse_args()
+  names = [n for n in args.only.split(",") if n] or list(RUNS)
+  unknown = [n for n in names if n not in RUNS]
+  if unknown:
+    parser.error(f"unknown run(s) {unknown}; choose from {', '.join(RUNS)}")
+  if not args.report:
+    for name in names:
+      if os.path.exists(os.path.join(args.results, name, "summary.json")):
+        continue
+      run_one(name, args.workdir_root, args.results, os.path.abspath(args.code))
+  os.makedirs(args.results, exist_ok=True)
+  report(args.results)
+
+
+if __name__ == "__main__":
+  main()
