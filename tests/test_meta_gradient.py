@@ -20,11 +20,11 @@ CLASSES = 3
 
 
 def tiny_setup(kind="generator", curriculum="full", soft_labels=False, remat="step",
-               probe_every=1, inner_steps=2):
+               probe_every=1, inner_steps=2, **teacher_options):
   tspec = teacher.TeacherSpec(kind=kind, curriculum=curriculum, image_shape=SHAPE,
                               num_classes=CLASSES, inner_steps=inner_steps, batch_size=6,
                               noise_size=4, soft_labels=soft_labels, init_lr=0.1,
-                              generator_chunk=1)
+                              generator_chunk=1, **teacher_options)
   lspec = learners.LearnerSpec(name="tiny", input_shape=SHAPE, num_classes=CLASSES,
                                conv_widths=(3,), hidden_widths=(5,))
   return meta.MetaSetup(tspec, (lspec,), population=2, meta_batch_size=8,
@@ -76,6 +76,14 @@ def test_generator_full_curriculum_every_leaf():
   for expected in ("['log_lr']", "['log_momentum']", "['curriculum']",
                    "['generator']['fc1']['direction']", "['generator']['conv2']['bias']"):
     assert expected in paths
+
+
+def test_paper_switches_every_leaf():
+  """Sigmoid-bounded momentum, reflection padding, no data-dependent init."""
+  setup = tiny_setup(momentum_parameterisation="sigmoid", generator_padding="reflect",
+                     output_init="none")
+  checked, paths = check_directional_derivatives(setup)
+  assert checked == len(paths) and "['momentum_logit']" in paths
 
 
 @pytest.mark.parametrize("remat", ["none", "step_dots", "block", "nested"])

@@ -95,3 +95,14 @@ def test_random_widths_mask_channels():
   widths = {int(m.sum()) for k in range(6)
             for m in s.init(jax.random.key(k))["width_masks"][:1]}
   assert len(widths) > 1 and all(16 <= w <= 64 for w in widths)
+
+
+def test_sigmoid_momentum_starts_at_its_value_and_stays_below_one():
+  spec = teacher.TeacherSpec(kind="distillation", curriculum="full", image_shape=(4, 4, 1),
+                             num_classes=2, inner_steps=3, batch_size=2, init_momentum=0.9,
+                             momentum_parameterisation="sigmoid")
+  params = spec.init(jax.random.key(0))
+  _, momentum = spec.schedule(params)
+  np.testing.assert_allclose(momentum, 0.9, rtol=1e-6)
+  params["momentum_logit"] = params["momentum_logit"] + 5.0  # log form: 0.9 e^5 = 134
+  assert 0.99 < float(jnp.max(spec.schedule(params)[1])) < 1.0

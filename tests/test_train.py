@@ -118,3 +118,36 @@ def test_corrupt_latest_checkpoint_falls_back_to_previous(tmp_path):
   step, _ = final_params(tmp_path, config)
   assert step == 2
   assert os.listdir(tmp_path / "corrupt_checkpoints") == ["4"]  # moved aside, not deleted
+
+
+def test_consecutive_non_finite_steps_stop_the_run_with_a_checkpoint(tmp_path):
+  # An inner lr of 1e30 makes every learner, and so every meta-gradient, non-finite.
+  config = tiny_config(init_inner_lr=1e30, max_consecutive_skips=2, num_meta_steps=5)
+  with pytest.raises(train.NonFiniteMetaLoss, match="max_consecutive_skips=2"):
+    train.train(config, str(tmp_path), progress=False)
+  step, state = final_params(tmp_path, config)
+  assert step == 2 and int(state.skipped_updates) == 2
+  untouched = train.prepare(config).teacher_spec.init(train.prepare(config).keys()[0])
+  for a, b in zip(jax.tree.leaves(untouched), jax.tree.leaves(state.teacher_params)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  assert [r["skipped"] for r in read_metrics(tmp_path)] == [1.0, 1.0]
+
+
+def test_summary_reports_both_baselines_and_reuses_them(tmp_path):
+  config = tiny_config(num_meta_steps=2, baseline_dir=str(tmp_path / "baselines"))
+  summary = train.train(config, str(tmp_path / "a"), progress=False)
+  learned = summary["real_data_learned_schedule_test_accuracy"]
+  assert learned["n"] == config.eval_seeds and 0 <= learned["mean"] <= 1
+  assert len(learned["lr"]) == config.inner_steps and learned["meta_steps"] == 2
+  curve = summary["real_data_test_accuracy"]["steps_curve"]
+  assert curve[0]["steps"] == config.inner_steps
+  assert curve[0]["mean"] == summary["real_data_test_accuracy"]["mean"]
+  # Another teacher with the same data, learner, T and B reuses both baselines.
+  baseline_metrics = os.path.join(learned["workdir"], "metrics.jsonl")
+  before = os.stat(baseline_metrics).st_mtime_ns
+  other = train.train(tiny_config(num_meta_steps=2, baseline_dir=str(tmp_path / "baselines"),
+                                  curriculum="shuffled_batch"), str(tmp_path / "b"),
+                      progress=False)
+  assert os.stat(baseline_metrics).st_mtime_ns == before
+  for field in ("real_data_test_accuracy", "real_data_learned_schedule_test_accuracy"):
+    assert other[field] == summary[field]

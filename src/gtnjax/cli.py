@@ -118,8 +118,16 @@ def _run(args, overrides) -> int:
     print(f"{summary['dataset']} / {summary['learner']}, {summary['inner_steps']} inner steps: "
           f"GTN test accuracy {gtn['mean']:.4f} ± {gtn['std']:.4f} (n={gtn['n']}), "
           f"real data {real['mean']:.4f} ± {real['std']:.4f} (n={real['n']}, lr={real['lr']}, "
-          f"momentum={real['momentum']}); {summary['wall_seconds']:.0f} s; "
-          f"summary in {os.path.join(args.workdir, 'summary.json')}")
+          f"momentum={real['momentum']})")
+    learned = summary.get("real_data_learned_schedule_test_accuracy")
+    if learned:
+      print(f"  real data with a meta-learned schedule {learned['mean']:.4f} ± "
+            f"{learned['std']:.4f} (n={learned['n']})")
+    match = summary["real_data_steps_to_match"]
+    print(f"  real-data steps to match GTN's accuracy: "
+          f"{match if match else 'more than ' + str(real['steps_curve'][-1]['steps'])}; "
+          f"{summary['wall_seconds']:.0f} s; summary in "
+          f"{os.path.join(args.workdir, 'summary.json')}")
     return 0
 
   if args.command == "evaluate" and args.seeds is not None and args.seeds < 1:

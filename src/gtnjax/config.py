@@ -75,6 +75,10 @@ def default_config() -> ml_collections.ConfigDict:
   c.eval_seeds = 5
   c.baseline_lrs = (0.01, 0.03, 0.1, 0.3, 1.0)   # real-data baseline sweep (constant lr)
   c.baseline_momenta = (0.5, 0.9)
+  # The official code's baseline: real batches with a meta-learned per-step lr
+  # and momentum, meta-trained with this config's meta-training settings.
+  c.learned_schedule_baseline = True
+  c.baseline_dir = ""           # cache of both baselines; "" means $GTNJAX_CACHE_DIR/baselines
   # Devices: population is sharded over this many devices; 0 means all.
   c.num_devices = 0
   return c

@@ -4,7 +4,8 @@ Fresh learners (seeds never used in meta-training) are trained for T steps on
 the teacher's curriculum with its learned learning rates and momenta, then
 scored on the real test set. The baseline trains the same learners for the
 same T steps on real batches of the same size with a constant learning rate
-and momentum, the best pair of a small sweep chosen on the validation split.
+and momentum, the best pair of a small sweep chosen on the validation split
+(`gtnjax.baselines` caches it and adds the learned-schedule baseline).
 
 Test mode: learners normalise with the batch means of their last training
 step (see `gtnjax.learners`).
@@ -21,7 +22,7 @@ import numpy as np
 
 from gtnjax import inner_loop
 from gtnjax.learners import LearnerSpec
-from gtnjax.teacher import InnerBatches, TeacherSpec
+from gtnjax.teacher import InnerBatches, TeacherSpec, draw_rows
 
 # Evaluation keys are folded with this so they never coincide with the keys
 # meta-training drew learner initialisations from.
@@ -47,14 +48,29 @@ def _accuracy(spec: LearnerSpec, state: inner_loop.LearnerState, images: jax.Arr
   return jnp.sum(correct) / n
 
 
-def train_learner(spec: LearnerSpec, key: jax.Array, batches: InnerBatches
-                  ) -> inner_loop.LearnerState:
-  """A fresh learner trained on `batches` (no gradient through it: no remat)."""
+def continue_training(spec: LearnerSpec, state: inner_loop.LearnerState,
+                      batches: InnerBatches) -> inner_loop.LearnerState:
+  """`state` trained further on `batches` (no gradient through it: no remat)."""
   def step(state, batch):
     state, _ = inner_loop.sgd_step(spec, state, *batch)
     return state, None
-  state, _ = jax.lax.scan(step, inner_loop.init_state(spec, key), batches)
+  state, _ = jax.lax.scan(step, state, batches)
   return state
+
+
+def train_learner(spec: LearnerSpec, key: jax.Array, batches: InnerBatches
+                  ) -> inner_loop.LearnerState:
+  """A fresh learner trained on `batches`."""
+  return continue_training(spec, inner_loop.init_state(spec, key), batches)
+
+
+def real_batches(key: jax.Array, train_images: jax.Array, train_labels: jax.Array, *,
+                 num_classes: int, inner_steps: int, batch_size: int, lr, momentum
+                 ) -> InnerBatches:
+  """`inner_steps` random real batches with a constant learning rate and momentum."""
+  x, labels = draw_rows(key, train_images, train_labels, (inner_steps, batch_size))
+  return InnerBatches(x, jax.nn.one_hot(labels, num_classes),
+                      jnp.full((inner_steps,), lr), jnp.full((inner_steps,), momentum))
 
 
 @functools.partial(jax.jit, static_argnames=("spec", "teacher_spec"))
@@ -68,17 +84,27 @@ def _teacher_accuracies(teacher_params, keys, train_images, train_labels, test_i
   return jax.lax.map(one_seed, keys)
 
 
-@functools.partial(jax.jit, static_argnames=("spec", "inner_steps", "batch_size"))
+@functools.partial(jax.jit, static_argnames=("spec", "step_counts", "batch_size"))
 def _real_data_accuracies(lr, momentum, keys, train_images, train_labels, eval_images,
-                          eval_labels, *, spec: LearnerSpec, inner_steps: int, batch_size: int):
+                          eval_labels, *, spec: LearnerSpec, step_counts: tuple[int, ...],
+                          batch_size: int):
+  """[seeds, len(step_counts)] accuracy after each of `step_counts` (increasing)
+  real-data steps of one training run per seed. The first segment's batches
+  do not depend on the later counts, so the first column is the same whatever
+  follows it."""
   def one_seed(key):
     data_key, learner_key = jax.random.split(key)
-    index = jax.random.randint(data_key, (inner_steps, batch_size), 0, train_images.shape[0])
-    batches = InnerBatches(train_images[index],
-                           jax.nn.one_hot(train_labels[index], spec.num_classes),
-                           jnp.full((inner_steps,), lr), jnp.full((inner_steps,), momentum))
-    state = train_learner(spec, learner_key, batches)
-    return _accuracy(spec, state, eval_images, eval_labels)
+    state = inner_loop.init_state(spec, learner_key)
+    accuracies, done = [], 0
+    for segment, count in enumerate(step_counts):
+      segment_key = data_key if segment == 0 else jax.random.fold_in(data_key, segment)
+      batches = real_batches(segment_key, train_images, train_labels,
+                             num_classes=spec.num_classes, inner_steps=count - done,
+                             batch_size=batch_size, lr=lr, momentum=momentum)
+      state = continue_training(spec, state, batches)
+      accuracies.append(_accuracy(spec, state, eval_images, eval_labels))
+      done = count
+    return jnp.stack(accuracies)
   return jax.lax.map(one_seed, keys)
 
 
@@ -102,20 +128,52 @@ def evaluate_teacher(teacher_spec: TeacherSpec, teacher_params, spec: LearnerSpe
 
 
 def evaluate_real_data(spec: LearnerSpec, dataset, *, inner_steps: int, batch_size: int,
-                       lrs, momenta, seed: int, num_seeds: int) -> dict[str, Any]:
-  """The real-data baseline: best (lr, momentum) on validation, reported on test."""
+                       lrs, momenta, seed: int, num_seeds: int,
+                       step_multiples: tuple[int, ...] = (1,), progress=None
+                       ) -> dict[str, Any]:
+  """The real-data baseline: best constant (lr, momentum) on validation, reported on test.
+
+  With `step_multiples` (increasing, starting at 1) the chosen pair also trains
+  for each multiple of `inner_steps` and `steps_curve` reports the test
+  accuracy after each: how many real-data steps match what a teacher gives in
+  `inner_steps` (see `steps_to_match`).
+
+  Args:
+    progress: optional callable, called once after each trained configuration.
+  """
+  if step_multiples[0] != 1 or list(step_multiples) != sorted(set(step_multiples)):
+    raise ValueError(f"step_multiples must increase from 1, got {step_multiples}")
   keys = seed_keys(seed, num_seeds)
-  common = dict(spec=spec, inner_steps=inner_steps, batch_size=batch_size)
   sweep = []
   for lr in lrs:
     for momentum in momenta:
       val = _real_data_accuracies(lr, momentum, keys, dataset.train_images, dataset.train_labels,
-                                  dataset.validation_images, dataset.validation_labels, **common)
+                                  dataset.validation_images, dataset.validation_labels,
+                                  spec=spec, step_counts=(inner_steps,), batch_size=batch_size)
       sweep.append({"lr": float(lr), "momentum": float(momentum),
                     "validation_accuracy": float(jnp.mean(val))})
+      if progress is not None:
+        progress()
   best = max(sweep, key=lambda s: s["validation_accuracy"])
-  test = _real_data_accuracies(best["lr"], best["momentum"], keys, dataset.train_images,
-                               dataset.train_labels, dataset.test_images, dataset.test_labels,
-                               **common)
-  return {**_summary(jax.device_get(test)), "lr": best["lr"], "momentum": best["momentum"],
-          "sweep": sweep}
+  step_counts = tuple(m * inner_steps for m in step_multiples)
+  test = np.asarray(jax.device_get(_real_data_accuracies(
+      best["lr"], best["momentum"], keys, dataset.train_images, dataset.train_labels,
+      dataset.test_images, dataset.test_labels, spec=spec, step_counts=step_counts,
+      batch_size=batch_size)))
+  if progress is not None:
+    progress()
+  result = {**_summary(test[:, 0]), "lr": best["lr"], "momentum": best["momentum"],
+            "sweep": sweep}
+  if len(step_counts) > 1:
+    result["steps_curve"] = [{"steps": c, **_summary(test[:, i])}
+                             for i, c in enumerate(step_counts)]
+  return result
+
+
+def steps_to_match(accuracy: float, steps_curve: list[dict[str, Any]]) -> int | None:
+  """Fewest real-data steps in `steps_curve` whose mean test accuracy reaches
+  `accuracy`; None if even the longest run falls short."""
+  for point in steps_curve:
+    if point["mean"] >= accuracy:
+      return int(point["steps"])
+  return None

@@ -19,7 +19,7 @@ import optax
 
 from gtnjax import inner_loop
 from gtnjax.learners import LearnerSpec
-from gtnjax.teacher import SATURATION_THRESHOLD, TeacherSpec
+from gtnjax.teacher import SATURATION_THRESHOLD, TeacherSpec, draw_rows
 
 Params = dict[str, Any]
 # Optional hook for `gtnjax.parallel`: called inside `meta_loss` as
@@ -79,8 +79,7 @@ def init_state(setup: MetaSetup, optimizer: optax.GradientTransformation,
 def sample_probes(key: jax.Array, images: jax.Array, labels: jax.Array,
                   num_probes: int, batch_size: int) -> inner_loop.Probes:
   """`num_probes` real batches drawn with replacement from (images, labels)."""
-  index = jax.random.randint(key, (num_probes, batch_size), 0, images.shape[0])
-  return inner_loop.Probes(images[index], labels[index])
+  return inner_loop.Probes(*draw_rows(key, images, labels, (num_probes, batch_size)))
 
 
 def population_keys(key: jax.Array, setup: MetaSetup) -> jax.Array:

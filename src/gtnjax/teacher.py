@@ -48,6 +48,13 @@ OUTPUT_INITS = ("data", "none")
 SATURATION_THRESHOLD = 1.9
 
 
+def draw_rows(key: jax.Array, images: jax.Array, labels: jax.Array,
+              shape: tuple[int, ...]) -> tuple[jax.Array, jax.Array]:
+  """Real (images, int labels) drawn uniformly with replacement, [*shape, ...]."""
+  index = jax.random.randint(key, shape, 0, images.shape[0])
+  return images[index], labels[index]
+
+
 class InnerBatches(NamedTuple):
   """Everything the inner loop consumes, stacked over its T steps."""
   x: jax.Array         # shape=(T, B, H, W, C), float32, normalised input space
@@ -203,10 +210,8 @@ class TeacherSpec:
     if self.kind == "real_data":
       if train_images is None or train_labels is None:
         raise ValueError("the real_data teacher needs train_images and train_labels")
-      index = jax.random.randint(row_key, (t, b), 0, train_images.shape[0])
-      x = train_images[index]
-      y = jax.nn.one_hot(train_labels[index], k)
-      return InnerBatches(x, y, lr, momentum)
+      x, labels = draw_rows(row_key, train_images, train_labels, (t, b))
+      return InnerBatches(x, jax.nn.one_hot(labels, k), lr, momentum)
 
     if self.kind == "distillation":
       x = params["pixels"]

@@ -29,7 +29,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gtnjax import checkpointing, config as gconfig, data, evaluation, learners, meta, teacher
+from gtnjax import (baselines, checkpointing, config as gconfig, data, evaluation, learners,
+                    meta, teacher)
 
 _LOG = logging.getLogger(__name__)
 
@@ -115,6 +116,14 @@ def _read_metrics(path: str, up_to_step: int) -> list[str]:
   return kept
 
 
+class Preempted(Exception):
+  """A SIGTERM (or stop_after) stopped a nested meta-training with a checkpoint."""
+
+  def __init__(self, step: int):
+    super().__init__(f"preempted at meta-step {step}")
+    self.step = step
+
+
 class NonFiniteMetaLoss(RuntimeError):
   """Meta-training stopped after `max_consecutive_skips` non-finite meta-steps."""
 
@@ -160,35 +169,37 @@ def make_step_fn(run: Run):
   return meta.make_meta_step(run.setup, run.optimizer), None
 
 
-def train(config, workdir: str, *, progress: bool = True, data_dir: str | None = None,
-          stop_after: int | None = None) -> dict[str, Any]:
-  """Meta-train (or resume) in `workdir`, evaluate, write summary.json.
+@dataclasses.dataclass
+class MetaTrainResult:
+  state: meta.MetaState
+  step: int          # meta-steps taken in total (resumed ones included)
+  preempted: bool    # stopped early (SIGTERM or stop_after) with a checkpoint
 
-  Args:
-    config: a ConfigDict (see gtnjax.config.default_config).
-    workdir: the run's folder; created if missing.
-    progress: show a progress bar.
-    data_dir: tfds data folder (default: $TFDS_DATA_DIR).
-    stop_after: stop (with a checkpoint) after this many meta-steps in total,
-      as a preemption would; for tests and time-boxed jobs.
 
-  Returns:
-    The summary dict (also in workdir/summary.json); {"preempted": True, ...}
-    if stopped early by SIGTERM or `stop_after`.
-  """
-  start_time = time.time()
-  run = prepare(config, data_dir=data_dir)
-  # In a multi-process job every process runs this function; only process 0
-  # writes files (Orbax checkpoints are written collectively by all).
-  main = jax.process_index() == 0
+def _write_config(workdir: str, config) -> None:
+  """Create the workdir, refuse a different run's, record this config (process 0)."""
   os.makedirs(workdir, exist_ok=True)
   _check_workdir_config(workdir, config)
-  if main:  # atomically: other processes may be reading it in _check_workdir_config
+  if jax.process_index() == 0:  # atomically: other processes may be reading it
     tmp = os.path.join(workdir, "config.json.tmp")
     with open(tmp, "w") as f:
       f.write(gconfig.to_json(config))
     os.replace(tmp, os.path.join(workdir, "config.json"))
 
+
+def meta_train(run: Run, workdir: str, *, progress: bool = True,
+               stop_after: int | None = None, description: str | None = None
+               ) -> MetaTrainResult:
+  """Meta-train `run` in `workdir` (resuming from its newest checkpoint).
+
+  Writes config.json, metrics.jsonl, tensorboard/ and checkpoints/; raises
+  NonFiniteMetaLoss after `max_consecutive_skips` skipped updates in a row.
+  """
+  config = run.config
+  # In a multi-process job every process runs this function; only process 0
+  # writes files (Orbax checkpoints are written collectively by all).
+  main = jax.process_index() == 0
+  _write_config(workdir, config)
   init_key, train_key = run.keys()
   state = meta.init_state(run.setup, run.optimizer, init_key)
   train_images = run.dataset.train_images
@@ -219,8 +230,18 @@ def train(config, workdir: str, *, progress: bool = True, data_dir: str | None =
                                                                    config.num_meta_steps)
   preempted = False
   bar = tqdm(total=config.num_meta_steps, initial=start_step, disable=not (progress and main),
-             desc=f"meta-train {config.dataset}", unit="step", dynamic_ncols=True)
+             desc=description or f"meta-train {config.dataset}", unit="step",
+             dynamic_ncols=True)
   metrics_file = open(metrics_path, "a") if main else None
+
+  def close():
+    bar.close()
+    checkpointer.save(step, state)
+    checkpointer.close()
+    if main:
+      metrics_file.close()
+      writer.close()
+
   consecutive_skips = 0
   postfix = {}
   with _PreemptionFlag() as flag:
@@ -252,13 +273,7 @@ def train(config, workdir: str, *, progress: bool = True, data_dir: str | None =
       if step % config.checkpoint_every == 0:
         checkpointer.save(step, state)
       if config.max_consecutive_skips and consecutive_skips >= config.max_consecutive_skips:
-        # The skipped updates left the state as it was before them: save it.
-        bar.close()
-        checkpointer.save(step, state)
-        checkpointer.close()
-        if main:
-          metrics_file.close()
-          writer.close()
+        close()  # the skipped updates left the state as it was before them
         raise NonFiniteMetaLoss(
             f"{consecutive_skips} meta-step(s) in a row ending at {step} had a non-finite "
             f"meta-loss or gradient (max_consecutive_skips={config.max_consecutive_skips}); "
@@ -267,51 +282,93 @@ def train(config, workdir: str, *, progress: bool = True, data_dir: str | None =
       if _any_process(flag.raised):
         preempted = True
         break
-    bar.close()
-    checkpointer.save(step, state)
-  if main:
-    metrics_file.close()
-    writer.close()
-  checkpointer.close()
+  close()
   if preempted or step < config.num_meta_steps:
     _LOG.warning("stopped at meta-step %d of %d with a checkpoint; rerun the same command "
                  "to resume", step, config.num_meta_steps)
-    return {"preempted": True, "step": step}
+  return MetaTrainResult(state, step, preempted or step < config.num_meta_steps)
 
-  summary = summarise(run, state.teacher_params, init_key)
+
+def train(config, workdir: str, *, progress: bool = True, data_dir: str | None = None,
+          stop_after: int | None = None) -> dict[str, Any]:
+  """Meta-train (or resume) in `workdir`, evaluate, write summary.json.
+
+  Args:
+    config: a ConfigDict (see gtnjax.config.default_config).
+    workdir: the run's folder; created if missing.
+    progress: show progress bars.
+    data_dir: tfds data folder (default: $TFDS_DATA_DIR).
+    stop_after: stop (with a checkpoint) after this many meta-steps in total,
+      as a preemption would; for tests and time-boxed jobs.
+
+  Returns:
+    The summary dict (also in workdir/summary.json); {"preempted": True, ...}
+    if stopped early by SIGTERM or `stop_after`.
+  """
+  start_time = time.time()
+  run = prepare(config, data_dir=data_dir)
+  result = meta_train(run, workdir, progress=progress, stop_after=stop_after)
+  if result.preempted:
+    return {"preempted": True, "step": result.step}
+  try:
+    summary = summarise(run, result.state.teacher_params, run.keys()[0], progress=progress)
+  except Preempted as e:  # the baseline's meta-training; rerunning resumes it
+    return {"preempted": True, "step": e.step}
   summary["wall_seconds"] = time.time() - start_time
-  summary["skipped_updates"] = int(state.skipped_updates)
-  if main:
-    with open(os.path.join(workdir, "summary.json"), "w") as f:
+  summary["skipped_updates"] = int(result.state.skipped_updates)
+  if jax.process_index() == 0:
+    tmp = os.path.join(workdir, "summary.json.tmp")
+    with open(tmp, "w") as f:
       json.dump(summary, f, indent=1)
+    os.replace(tmp, os.path.join(workdir, "summary.json"))
   return summary
 
 
 def summarise(run: Run, teacher_params, init_key: jax.Array | None = None,
               learner_names: tuple[str, ...] | None = None,
-              num_seeds: int | None = None) -> dict[str, Any]:
-  """Evaluation of a teacher against the real-data baseline (see gtnjax.evaluation)."""
+              num_seeds: int | None = None, progress: bool = True) -> dict[str, Any]:
+  """Evaluation of a teacher against both real-data baselines (`gtnjax.baselines`).
+
+  Per learner: the teacher's test accuracy (`gtn_test_accuracy`), the constant-
+  schedule baseline (`real_data_test_accuracy`, with `steps_curve`), the
+  learned-schedule baseline (`real_data_learned_schedule_test_accuracy`), how
+  many real-data steps of the constant schedule match the teacher's accuracy
+  (`real_data_steps_to_match`, None beyond the curve), and with `init_key` the
+  untrained teacher.
+  """
+  from tqdm import tqdm
   config = run.config
   names = learner_names or gconfig.eval_learner_names(config)
   num_seeds = num_seeds or config.eval_seeds
+  learned_baseline = config.learned_schedule_baseline and config.teacher != "real_data"
+  if learned_baseline:
+    learned = baselines.learned_schedule(run, names, num_seeds, progress=progress)
+  sweep_size = len(config.baseline_lrs) * len(config.baseline_momenta) + 1
+  bar = tqdm(total=len(names) * (sweep_size + 1 + (init_key is not None)),
+             desc="evaluate", unit="run", dynamic_ncols=True,
+             disable=not (progress and jax.process_index() == 0))
   per_learner = {}
   for name in names:
     spec = run.learner_spec(name)
-    result = {
-        "gtn_test_accuracy": evaluation.evaluate_teacher(
-            run.teacher_spec, teacher_params, spec, run.dataset, seed=config.seed,
-            num_seeds=num_seeds),
-        "real_data_test_accuracy": evaluation.evaluate_real_data(
-            spec, run.dataset, inner_steps=config.inner_steps,
-            batch_size=config.inner_batch_size, lrs=config.baseline_lrs,
-            momenta=config.baseline_momenta, seed=config.seed, num_seeds=num_seeds),
-    }
+    bar.set_postfix(learner=name)
+    gtn = evaluation.evaluate_teacher(run.teacher_spec, teacher_params, spec, run.dataset,
+                                      seed=config.seed, num_seeds=num_seeds)
+    bar.update(1)
+    real = baselines.constant_schedule(run, name, num_seeds, progress=lambda: bar.update(1))
+    result = {"gtn_test_accuracy": gtn, "real_data_test_accuracy": real}
+    if learned_baseline:
+      result["real_data_learned_schedule_test_accuracy"] = learned[name]
+    result["real_data_steps_to_match"] = evaluation.steps_to_match(gtn["mean"],
+                                                                   real["steps_curve"])
     if init_key is not None:
       untrained = run.teacher_spec.init(init_key)
       result["untrained_teacher_test_accuracy"] = evaluation.evaluate_teacher(
           run.teacher_spec, untrained, spec, run.dataset, seed=config.seed,
           num_seeds=num_seeds)
+      bar.update(1)
     per_learner[name] = result
+  bar.close()
+  lr, momentum = run.teacher_spec.schedule(teacher_params)
   first = per_learner[names[0]]
   return {
       "dataset": config.dataset,
@@ -323,6 +380,8 @@ def summarise(run: Run, teacher_params, init_key: jax.Array | None = None,
       "meta_steps": config.num_meta_steps,
       "seed": config.seed,
       **first,
+      "learned_lr": [float(v) for v in lr],
+      "learned_momentum": [float(v) for v in momentum],
       "per_learner": per_learner,
   }
 
