@@ -1,5 +1,6 @@
 """Training loop: compiles once, is deterministic, resumes exactly, skips bad updates."""
 
+import functools
 import json
 import os
 
@@ -8,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gtnjax import checkpointing, config as gconfig, meta, train
+from gtnjax import checkpointing, config as gconfig, evaluation, meta, train
 
 
 def tiny_config(**overrides):
@@ -151,3 +152,24 @@ def test_summary_reports_both_baselines_and_reuses_them(tmp_path):
   assert os.stat(baseline_metrics).st_mtime_ns == before
   for field in ("real_data_test_accuracy", "real_data_learned_schedule_test_accuracy"):
     assert other[field] == summary[field]
+
+
+def test_learning_curve_ends_where_the_evaluations_do():
+  run = train.prepare(tiny_config())
+  spec = run.learner_spec("cnn_small")
+  params = run.teacher_spec.init(run.keys()[0])
+  data = run.dataset
+  curve = evaluation.learning_curve(
+      spec, data, functools.partial(run.teacher_spec.batches, params), seed=0, num_seeds=2)
+  assert curve["steps"] == list(range(run.config.inner_steps + 1))
+  np.testing.assert_allclose(
+      curve["mean"][-1], evaluation.evaluate_teacher(run.teacher_spec, params, spec, data,
+                                                     seed=0, num_seeds=2)["mean"], atol=1e-6)
+  real = evaluation.evaluate_real_data(spec, data, inner_steps=run.config.inner_steps,
+                                       batch_size=run.config.inner_batch_size, lrs=(0.1,),
+                                       momenta=(0.5,), seed=0, num_seeds=2, step_multiples=(1, 2))
+  real_curve = evaluation.learning_curve(spec, data, functools.partial(
+      evaluation.real_batches, num_classes=spec.num_classes, inner_steps=run.config.inner_steps,
+      batch_size=run.config.inner_batch_size, lr=0.1, momentum=0.5), seed=0, num_seeds=2)
+  np.testing.assert_allclose(real_curve["mean"][-1], real["mean"], atol=1e-6)
+  assert real["steps_curve"][0]["mean"] == real["mean"]

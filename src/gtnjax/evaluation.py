@@ -108,6 +108,46 @@ def _real_data_accuracies(lr, momentum, keys, train_images, train_labels, eval_i
   return jax.lax.map(one_seed, keys)
 
 
+@functools.partial(jax.jit, static_argnames=("spec",))
+def _accuracy_after_each_step(keys, batches_per_seed, test_images, test_labels, *,
+                              spec: LearnerSpec):
+  """[seeds, T + 1] test accuracy of fresh learners before and after each step."""
+  def one_seed(xs):
+    key, batches = xs
+    def step(state, batch):
+      state, _ = inner_loop.sgd_step(spec, state, *batch)
+      return state, _accuracy(spec, state, test_images, test_labels)
+    state = inner_loop.init_state(spec, key)
+    initial = _accuracy(spec, state, test_images, test_labels)  # batch means still zero
+    _, accuracies = jax.lax.scan(step, state, batches)
+    return jnp.concatenate([initial[None], accuracies])
+  return jax.lax.map(one_seed, (keys, batches_per_seed))
+
+
+def learning_curve(spec: LearnerSpec, dataset, batches_fn, *, seed: int, num_seeds: int
+                   ) -> dict[str, Any]:
+  """Test accuracy of fresh learners after each of their T inner steps.
+
+  Args:
+    batches_fn: (key, train_images, train_labels) -> InnerBatches, the
+      curriculum of one learner (`functools.partial(teacher_spec.batches,
+      params)`, or `real_batches`); called with the same keys as
+      `evaluate_teacher` and `evaluate_real_data`, so the last point equals theirs.
+
+  Returns:
+    {"steps": [0..T], "mean": [...], "std": [...], "n": seeds}.
+  """
+  keys = seed_keys(seed, num_seeds)
+  data_keys, learner_keys = jax.vmap(jax.random.split, out_axes=1)(keys)
+  batches = jax.jit(jax.vmap(batches_fn, in_axes=(0, None, None)))(
+      data_keys, dataset.train_images, dataset.train_labels)
+  curve = np.asarray(jax.device_get(_accuracy_after_each_step(
+      learner_keys, batches, dataset.test_images, dataset.test_labels, spec=spec)), np.float64)
+  return {"steps": list(range(curve.shape[1])), "mean": curve.mean(0).tolist(),
+          "std": (curve.std(0, ddof=1) if num_seeds > 1 else 0 * curve[0]).tolist(),
+          "n": num_seeds}
+
+
 def _summary(values) -> dict[str, Any]:
   values = np.asarray(values, np.float64)
   return {"mean": float(values.mean()), "std": float(values.std(ddof=1)) if values.size > 1

@@ -52,7 +52,7 @@ def draw_rows(key: jax.Array, images: jax.Array, labels: jax.Array,
               shape: tuple[int, ...]) -> tuple[jax.Array, jax.Array]:
   """Real (images, int labels) drawn uniformly with replacement, [*shape, ...]."""
   index = jax.random.randint(key, shape, 0, images.shape[0])
-  return images[index], labels[index]
+  return jnp.asarray(images)[index], jnp.asarray(labels)[index]
 
 
 class InnerBatches(NamedTuple):
