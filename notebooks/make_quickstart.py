@@ -27,8 +27,8 @@ cells = [
     nbf.v4.new_code_cell(
         "summary = train.train(cfg, workdir, progress=False)\n"
         "for key in ('gtn_test_accuracy', 'untrained_teacher_test_accuracy', "
-        "'real_data_test_accuracy'):\n"
-        "    print(f\"{key:34s} {summary[key]['mean']:.3f} ± {summary[key]['std']:.3f}\")"),
+        "'real_data_test_accuracy', 'real_data_learned_schedule_test_accuracy'):\n"
+        "    print(f\"{key:42s} {summary[key]['mean']:.3f} ± {summary[key]['std']:.3f}\")"),
     nbf.v4.new_markdown_cell("Meta-training curves, from `metrics.jsonl`:"),
     nbf.v4.new_code_cell(
         "records = [json.loads(l) for l in open(os.path.join(workdir, 'metrics.jsonl'))]\n"

@@ -1,17 +1,25 @@
-"""The quickstart notebook runs top to bottom (at its quick scale)."""
+"""The notebooks run top to bottom (at their quick scale)."""
 
 import os
 
 import nbformat
+import pytest
 from nbconvert.preprocessors import ExecutePreprocessor
 
 
-def test_quickstart_notebook_executes(repo_root, tmp_path):
-  path = os.path.join(repo_root, "notebooks", "quickstart.ipynb")
+@pytest.mark.parametrize("name,expected", [
+    ("quickstart", ("gtn_test_accuracy", "real_data_learned_schedule_test_accuracy",
+                    "learned learning rates")),
+    ("curriculum", ("learned momenta", "GTN", "real data, learned schedule")),
+])
+def test_notebook_executes(repo_root, tmp_path, name, expected):
+  path = os.path.join(repo_root, "notebooks", f"{name}.ipynb")
   notebook = nbformat.read(path, as_version=4)
   os.environ["GTNJAX_NOTEBOOK_QUICK"] = "1"
+  os.environ.pop("GTNJAX_CURRICULUM_WORKDIR", None)
   ExecutePreprocessor(timeout=900, kernel_name="python3").preprocess(
       notebook, {"metadata": {"path": str(tmp_path)}})
   outputs = "".join(o.get("text", "") for cell in notebook.cells if cell.cell_type == "code"
                     for o in cell.get("outputs", []))
-  assert "gtn_test_accuracy" in outputs and "learned learning rates" in outputs
+  for text in expected:
+    assert text in outputs

@@ -1,0 +1,107 @@
+"""GTN against both real-data baselines at the `cpu` scale (issue #8, part 3).
+
+    TFDS_DATA_DIR=../shared/tfds python experiments/gtn_vs_real_data.py          # runs not yet done
+    python experiments/gtn_vs_real_data.py --report                               # table only
+
+Runs `gtnjax train` with `mnist.py:cpu` and `fashion_mnist.py:cpu` (the
+defaults the meta-training study chose) for two meta-training seeds each,
+evaluating fresh learners of the training architecture and of three it never
+saw; then a population of two architectures during meta-training, and a
+dataset-distillation teacher with the same budget (for the learning curves).
+Each run's `config.json`, `metrics.jsonl` and `summary.json` (and the
+learned-schedule baseline's metrics) land in `results/gtn_vs_real_data/NAME/`;
+finished runs are skipped, so the script resumes. `--report` writes
+`results/gtn_vs_real_data/table.md`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+import numpy as np
+
+from meta_training_study import REPO, run_one
+
+CONFIGS = os.path.join(REPO, "experiments", "configs")
+UNSEEN = "cnn_small,mlp,cnn_gap,cnn"   # cnn_small is the training learner; the rest are unseen
+SUITE: dict[str, tuple[str, dict[str, str]]] = {
+    "mnist_s0": ("mnist.py:cpu", {"seed": "0", "eval_learners": UNSEEN}),
+    "fashion_mnist_s0": ("fashion_mnist.py:cpu", {"seed": "0", "eval_learners": UNSEEN}),
+    "mnist_s1": ("mnist.py:cpu", {"seed": "1", "eval_learners": UNSEEN}),
+    "fashion_mnist_s1": ("fashion_mnist.py:cpu", {"seed": "1", "eval_learners": UNSEEN}),
+    "mnist_population_cnn_small_mlp_s0": ("mnist.py:cpu", {"seed": "0", "learner": "cnn_small,mlp",
+                                                           "eval_learners": UNSEEN}),
+    "mnist_distillation_s0": ("mnist.py:cpu", {"seed": "0", "teacher": "distillation"}),
+}
+
+
+def _fmt(values: list[float]) -> str:
+  values = np.asarray(values)
+  spread = f" ± {values.std(ddof=1):.3f}" if values.size > 1 else ""
+  return f"{values.mean():.3f}{spread}"
+
+
+def report(results_root: str) -> None:
+  summaries = {}
+  for name in SUITE:
+    path = os.path.join(results_root, name, "summary.json")
+    if os.path.exists(path):
+      with open(path) as f:
+        summaries[name] = json.load(f)
+  lines = ["| data set / run | learner | meta seeds | GTN | real data, best constant lr "
+           "| real data, learned schedule | untrained teacher | real-data steps to match GTN |",
+           "|---|---|---|---|---|---|---|---|"]
+  groups: dict[tuple[str, str], list[dict]] = {}
+  for name, summary in summaries.items():
+    group = name.rsplit("_s", 1)[0]
+    for learner, result in summary["per_learner"].items():
+      groups.setdefault((group, learner), []).append(
+          {**result, "inner_steps": summary["inner_steps"]})
+  for (group, learner), results in groups.items():
+    def column(field):
+      if not all(field in r for r in results):
+        return "—"
+      return _fmt([r[field]["mean"] for r in results])
+    matches = ", ".join(
+        str(r["real_data_steps_to_match"]) if r.get("real_data_steps_to_match")
+        else f"> {16 * r['inner_steps']}" for r in results)
+    lines.append(f"| {group} | {learner} | {len(results)} | {column('gtn_test_accuracy')} | "
+                 f"{column('real_data_test_accuracy')} | "
+                 f"{column('real_data_learned_schedule_test_accuracy')} | "
+                 f"{column('untrained_teacher_test_accuracy')} | "
+                 f"{matches} |")
+  lines.append("")
+  lines.append("Mean over meta-training seeds of each seed's mean over its fresh learners; "
+               "± is the standard deviation over meta-training seeds.")
+  with open(os.path.join(results_root, "table.md"), "w") as f:
+    f.write("\n".join(lines) + "\n")
+  print("\n".join(lines))
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--only", default="", help="comma-separated run names (default: all)")
+  parser.add_argument("--workdir-root", default=os.path.join(REPO, "runs", "gtn_vs_real_data"))
+  parser.add_argument("--results", default=os.path.join(REPO, "results", "gtn_vs_real_data"))
+  parser.add_argument("--code", default=REPO, help="checkout whose src/ provides gtnjax")
+  parser.add_argument("--report", action="store_true", help="only write the table")
+  args = parser.parse_args()
+  names = [n for n in args.only.split(",") if n] or list(SUITE)
+  unknown = [n for n in names if n not in SUITE]
+  if unknown:
+    parser.error(f"unknown run(s) {unknown}; choose from {', '.join(SUITE)}")
+  if not args.report:
+    for name in names:
+      if os.path.exists(os.path.join(args.results, name, "summary.json")):
+        continue
+      config, overrides = SUITE[name]
+      run_one(name, os.path.join(CONFIGS, config), overrides, args.workdir_root, args.results,
+              os.path.abspath(args.code))
+  os.makedirs(args.results, exist_ok=True)
+  report(args.results)
+
+
+if __name__ == "__main__":
+  main()
