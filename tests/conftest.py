@@ -19,3 +19,14 @@ REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 @pytest.fixture(scope="session")
 def repo_root():
   return REPO
+
+
+@pytest.fixture
+def float64():
+  """float64 for one test (finite differences need it); every other test runs in
+  float32, as users do."""
+  import jax
+  previous = jax.config.jax_enable_x64
+  jax.config.update("jax_enable_x64", True)
+  yield
+  jax.config.update("jax_enable_x64", previous)

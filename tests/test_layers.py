@@ -12,7 +12,8 @@ from jax.test_util import check_grads
 
 from gtnjax import layers
 
-jax.config.update("jax_enable_x64", True)  # noqa: this module's checks need float64
+# Every test here runs in float64 (the `float64` fixture of conftest.py).
+pytestmark = pytest.mark.usefixtures("float64")
 
 RTOL = 1e-9
 

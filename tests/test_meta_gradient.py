@@ -13,7 +13,8 @@ import pytest
 
 from gtnjax import learners, meta, teacher
 
-jax.config.update("jax_enable_x64", True)  # noqa: this module's checks need float64
+# Every test here runs in float64 (the `float64` fixture of conftest.py).
+pytestmark = pytest.mark.usefixtures("float64")
 
 SHAPE = (8, 8, 1)
 CLASSES = 3

@@ -34,6 +34,7 @@ def jitted_step():
 
 
 def test_meta_step_compiles_once(jitted_step):
+  assert jnp.zeros(()).dtype == jnp.float32, "float64 leaked out of the tests that need it"
   fresh_state, step, train_key, x, y = jitted_step
   state = fresh_state()
   for _ in range(3):
