@@ -33,7 +33,7 @@ CACHE_VERSION = 1
 STEP_MULTIPLES = (1, 2, 3, 4, 6, 8, 12, 16)
 # Fields that define the constant-schedule baseline of one learner.
 _CONSTANT_FIELDS = ("dataset", "inner_steps", "inner_batch_size", "baseline_lrs",
-                    "baseline_momenta", "seed", "random_widths")
+                    "baseline_momenta", "seed", "random_widths", "weight_norm")
 # The learned-schedule baseline is a real_data teacher meta-trained with the
 # run's config; every run-defining field counts except the teacher's own.
 _TEACHER_ONLY_FIELDS = ("teacher", "curriculum", "soft_labels", "noise_size",

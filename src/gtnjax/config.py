@@ -31,6 +31,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.dataset = "digits"          # digits (embedded) or a tfds name: mnist, fashion_mnist, cifar10, ...
   c.learner = "cnn_small"       # learner name, or several joined by commas ("cnn,mlp")
   c.random_widths = False       # sample each learner's layer widths (masked) per initialisation
+  c.weight_norm = True          # weight-normalised kernels in learners and generator (the paper's); False: plain (ablation)
   c.teacher = "generator"       # generator | real_data | distillation
   c.curriculum = "full"         # full | none | shuffled_batch | shuffled_all | gaussian
   c.soft_labels = False         # learn [T, B, K] soft labels
@@ -86,7 +87,7 @@ def default_config() -> ml_collections.ConfigDict:
 
 # Fields whose change would make an existing workdir's checkpoints meaningless.
 RUN_DEFINING_FIELDS = (
-    "dataset", "learner", "random_widths", "teacher", "curriculum", "soft_labels",
+    "dataset", "learner", "random_widths", "weight_norm", "teacher", "curriculum", "soft_labels",
     "noise_size", "generator_padding", "output_init", "momentum_parameterisation",
     "inner_steps", "inner_batch_size", "init_inner_lr", "init_inner_momentum",
     "probe_every", "meta_batch_size", "population", "num_meta_steps", "meta_lr",

@@ -43,12 +43,24 @@ def weight_norm(direction: jax.Array, scale: jax.Array) -> jax.Array:
   return direction * (scale / norm)
 
 
-def init_weight_norm(key: jax.Array, shape: tuple[int, ...]) -> dict[str, jax.Array]:
-  """Kaiming-initialised direction with its norm as the initial scale."""
+def init_weight_norm(key: jax.Array, shape: tuple[int, ...], normalised: bool = True
+                     ) -> dict[str, jax.Array]:
+  """Kaiming-initialised direction with its norm as the initial scale; with
+  `normalised=False` the same Kaiming kernel as a plain `kernel` (the
+  weight-norm ablation). `kernel_of` reads either form."""
   fan_in = math.prod(shape[:-1])
   direction = kaiming_normal(key, shape, fan_in)
+  if not normalised:
+    return {"kernel": direction}
   scale = jnp.sqrt(jnp.sum(jnp.square(direction), axis=tuple(range(len(shape) - 1))))
   return {"direction": direction, "scale": scale}
+
+
+def kernel_of(params: dict[str, jax.Array]) -> jax.Array:
+  """The kernel of a layer made by `init_weight_norm`, normalised or plain."""
+  if "kernel" in params:
+    return params["kernel"]
+  return weight_norm(params["direction"], params["scale"])
 
 
 # ------------------------------------------------------------ implementations

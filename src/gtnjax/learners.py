@@ -44,6 +44,8 @@ class LearnerSpec:
       uniformly in [min_width_fraction * width, width] and masks the rest, so
       that learners of different widths share one shape (and one vmap).
     min_width_fraction: lower bound of the sampled width fraction.
+    weight_norm: weight-normalised kernels (the paper's learners); False gives
+      plain Kaiming-initialised kernels (the ablation).
   """
   name: str
   input_shape: tuple[int, int, int]
@@ -53,6 +55,7 @@ class LearnerSpec:
   global_pool: bool = False
   random_widths: bool = False
   min_width_fraction: float = 0.25
+  weight_norm: bool = True
 
   @property
   def hidden_layer_widths(self) -> tuple[int, ...]:
@@ -76,16 +79,17 @@ class LearnerSpec:
     i = 0
     for width in self.conv_widths:
       params["conv"].append({
-          **layers.init_weight_norm(keys[i], (3, 3, channels, width)),
+          **layers.init_weight_norm(keys[i], (3, 3, channels, width), self.weight_norm),
           "bn_bias": jnp.zeros((width,))})
       channels, i = width, i + 1
     features = self._flat_features()
     for width in self.hidden_widths:
       params["hidden"].append({
-          **layers.init_weight_norm(keys[i], (features, width)),
+          **layers.init_weight_norm(keys[i], (features, width), self.weight_norm),
           "bn_bias": jnp.zeros((width,))})
       features, i = width, i + 1
-    params["out"] = {**layers.init_weight_norm(keys[i], (features, self.num_classes)),
+    params["out"] = {**layers.init_weight_norm(keys[i], (features, self.num_classes),
+                                               self.weight_norm),
                      "bias": jnp.zeros((self.num_classes,))}
     if self.random_widths:
       params["width_masks"] = _sample_width_masks(
@@ -124,15 +128,15 @@ class LearnerSpec:
 
     h = x
     for p in params["conv"]:
-      h = layers.conv2d(h, layers.weight_norm(p["direction"], p["scale"]))
+      h = layers.conv2d(h, layers.kernel_of(p))
       h = layers.max_pool(h)
       h = normalise_and_activate(h, p["bn_bias"])
     h = layers.global_avg_pool(h) if self.global_pool else h.reshape(h.shape[0], -1)
     for p in params["hidden"]:
-      h = layers.dense(h, layers.weight_norm(p["direction"], p["scale"]))
+      h = layers.dense(h, layers.kernel_of(p))
       h = normalise_and_activate(h, p["bn_bias"])
     p = params["out"]
-    logits = layers.dense(h, layers.weight_norm(p["direction"], p["scale"]), p["bias"])
+    logits = layers.dense(h, layers.kernel_of(p), p["bias"])
     return logits, tuple(used_means)
 
 
@@ -162,11 +166,11 @@ ARCHITECTURES: dict[str, tuple[tuple[int, ...], tuple[int, ...], bool]] = {
 
 
 def make_learner(name: str, input_shape: tuple[int, int, int], num_classes: int,
-                 random_widths: bool = False) -> LearnerSpec:
+                 random_widths: bool = False, weight_norm: bool = True) -> LearnerSpec:
   """The named learner for a data set's image shape and classes."""
   if name not in ARCHITECTURES:
     raise ValueError(f"unknown learner {name!r}: choose one of {sorted(ARCHITECTURES)}")
   conv, hidden, pool = ARCHITECTURES[name]
   return LearnerSpec(name=name, input_shape=tuple(input_shape), num_classes=num_classes,
                      conv_widths=conv, hidden_widths=hidden, global_pool=pool,
-                     random_widths=random_widths)
+                     random_widths=random_widths, weight_norm=weight_norm)

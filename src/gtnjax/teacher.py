@@ -87,6 +87,8 @@ class TeacherSpec:
       generator's upsampling convolutions.
     output_init: "data" (weight norm's data-dependent init of the generator's
       output layer, a gtnjax choice) or "none" (Kaiming only, the paper's code).
+    weight_norm: weight-normalised generator kernels (the paper's); False for
+      plain kernels (the ablation).
   """
   kind: str
   curriculum: str
@@ -102,6 +104,7 @@ class TeacherSpec:
   momentum_parameterisation: str = "log"
   generator_padding: str = "zeros"
   output_init: str = "data"
+  weight_norm: bool = True
 
   def __post_init__(self):
     if self.momentum_parameterisation not in MOMENTUM_PARAMETERISATIONS:
@@ -164,7 +167,8 @@ class TeacherSpec:
           [first_noise, jax.nn.one_hot(self.balanced_labels()[0], self.num_classes)], axis=-1)
       params["generator"] = init_generator(
           gen_key, z + self.num_classes, self.image_shape,
-          first_inputs if self.output_init == "data" else None, self.generator_padding)
+          first_inputs if self.output_init == "data" else None, self.generator_padding,
+          self.weight_norm)
     elif self.kind == "distillation":
       params["pixels"] = jax.random.normal(curriculum_key, (t, b, *self.image_shape))
     if self.soft_labels:
@@ -262,7 +266,7 @@ OUTPUT_PRE_TANH_STD = 0.5
 
 def init_generator(key: jax.Array, input_size: int, image_shape: tuple[int, int, int],
                    first_inputs: jax.Array | None = None,
-                   padding_mode: str = "zeros") -> Params:
+                   padding_mode: str = "zeros", weight_norm: bool = True) -> Params:
   """The paper's conditional generator (see `generator_apply`).
 
   The single-channel output conv sums hundreds of mostly positive LeakyReLU
@@ -282,20 +286,22 @@ def init_generator(key: jax.Array, input_size: int, image_shape: tuple[int, int,
     return {"scale": jnp.ones((width,)), "bias": jnp.zeros((width,))}
 
   params = {
-      "fc1": layers.init_weight_norm(keys[0], (input_size, GENERATOR_HIDDEN)),
+      "fc1": layers.init_weight_norm(keys[0], (input_size, GENERATOR_HIDDEN), weight_norm),
       "bn1": bn(GENERATOR_HIDDEN),
-      "fc2": layers.init_weight_norm(keys[1], (GENERATOR_HIDDEN, (h // 4) * (w // 4) * c0)),
+      "fc2": layers.init_weight_norm(keys[1], (GENERATOR_HIDDEN, (h // 4) * (w // 4) * c0),
+                                     weight_norm),
       "bn2": bn((h // 4) * (w // 4) * c0),
-      "conv1": layers.init_weight_norm(keys[2], (3, 3, c0, c1)),
+      "conv1": layers.init_weight_norm(keys[2], (3, 3, c0, c1), weight_norm),
       "bn3": bn(c1),
-      "conv2": {**layers.init_weight_norm(keys[3], (3, 3, c1, c)),
+      "conv2": {**layers.init_weight_norm(keys[3], (3, 3, c1, c), weight_norm),
                 "bias": jnp.zeros((c,))},
   }
   if first_inputs is not None:
     pre_tanh = _generator_pre_tanh(params, first_inputs, image_shape, padding_mode)
     mean = jnp.mean(pre_tanh, axis=(0, 1, 2))
     gain = OUTPUT_PRE_TANH_STD / (jnp.std(pre_tanh, axis=(0, 1, 2)) + 1e-6)
-    params["conv2"]["scale"] = params["conv2"]["scale"] * gain
+    gained = "scale" if weight_norm else "kernel"  # a per-output-channel factor either way
+    params["conv2"][gained] = params["conv2"][gained] * gain
     params["conv2"]["bias"] = -mean * gain
   return params
 
@@ -326,7 +332,7 @@ def _generator_pre_tanh(params: Params, inputs: jax.Array,
   p = params
 
   def wn(name):
-    return layers.weight_norm(p[name]["direction"], p[name]["scale"])
+    return layers.kernel_of(p[name])
 
   def bn(x, name):
     return layers.batch_norm(x, p[name]["scale"], p[name]["bias"])

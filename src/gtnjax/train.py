@@ -49,7 +49,8 @@ class Run:
 
   def learner_spec(self, name: str) -> learners.LearnerSpec:
     return learners.make_learner(name, self.dataset.image_shape, self.dataset.num_classes,
-                                 random_widths=self.config.random_widths)
+                                 random_widths=self.config.random_widths,
+                                 weight_norm=self.config.weight_norm)
 
   def keys(self) -> tuple[jax.Array, jax.Array]:
     """(teacher-init key, meta-training key), both from config.seed."""
@@ -70,9 +71,11 @@ def prepare(config, *, data_dir: str | None = None) -> Run:
       soft_labels=config.soft_labels, init_lr=config.init_inner_lr,
       init_momentum=config.init_inner_momentum, generator_chunk=config.generator_chunk,
       momentum_parameterisation=config.momentum_parameterisation,
-      generator_padding=config.generator_padding, output_init=config.output_init)
+      generator_padding=config.generator_padding, output_init=config.output_init,
+      weight_norm=config.weight_norm)
   specs = tuple(learners.make_learner(n, dataset.image_shape, dataset.num_classes,
-                                      random_widths=config.random_widths)
+                                      random_widths=config.random_widths,
+                                      weight_norm=config.weight_norm)
                 for n in gconfig.learner_names(config))
   setup = meta.MetaSetup(teacher=tspec, learners=specs, population=config.population,
                          meta_batch_size=config.meta_batch_size,
