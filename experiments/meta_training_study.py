@@ -5,8 +5,9 @@
     python experiments/meta_training_study.py --report                               # table + plots only
 
 Each study run is one `gtnjax train` of `mnist.py:cpu` (T=8, B=32, cnn_small,
-200 meta-steps, seed 0 unless the run says otherwise) with one or two fields
-changed, so the runs differ from `base` (the defaults) in one factor at a time.
+200 meta-steps, seed 0, one learner per meta-step: the `cpu` config as it was
+before this study) with one or two fields changed, so the runs differ from
+`base` in one factor at a time.
 A run trains in `--workdir-root/NAME` (checkpoints: rerunning resumes where a
 kill stopped it) and, when it ends, its `config.json`, `metrics.jsonl` and
 `summary.json` are copied to `results/study_mnist/NAME/` (committed). Runs that
@@ -182,7 +183,9 @@ def main():
       # The study compares runs against the constant-schedule baseline (cached,
       # so computed once per batch size); the learned-schedule baseline, a second
       # meta-training per run, is left to the runs that test the final settings.
-      overrides = {"learned_schedule_baseline": "false", **RUNS[name][0]}
+      # population=1 pins the base the study started from (mnist.py:cpu now
+      # uses the 4 that the study chose).
+      overrides = {"learned_schedule_baseline": "false", "population": "1", **RUNS[name][0]}
       run_one(name, CONFIG, overrides, args.workdir_root, args.results,
               os.path.abspath(args.code))
   os.makedirs(args.results, exist_ok=True)

@@ -4,7 +4,8 @@
     gtnjax train --config experiments/configs/mnist.py:paper --workdir runs/mnist_paper
 
 ARG:
-  cpu    a scale that meta-trains in minutes on 2 CPU cores (small learner, T=8).
+  cpu    a scale that meta-trains in ~8 minutes on 2 CPU cores (small learner,
+         T=8, B=32, 4 learners per meta-step, 200 meta-steps).
   paper  the choices of the paper's official MNIST code, with every gtnjax-only
          choice switched off: T=32, B=128, meta-batch 128, Adam lr 0.02 with
          cosine decay to 0.1x, 2000 meta-steps, the conv64-conv128-fc256
@@ -38,7 +39,11 @@ def get_config(arg=None, dataset="mnist"):
     c.inner_steps = 8
     c.inner_batch_size = 32
     c.meta_batch_size = 64
-    c.population = 1
+    # 4 learners per meta-step, not 1: the one change of the meta-training
+    # study that put GTN ahead of real data (MNIST, 200 meta-steps: 0.890 ±
+    # 0.016 against 0.807 ± 0.044 with 1, real data 0.840; RESULTS.md). A
+    # meta-step costs ~2.3 s instead of ~1 s on 2 cores.
+    c.population = 4
     c.num_meta_steps = 200
     c.checkpoint_every = 50
   elif arg == "paper":
