@@ -174,3 +174,11 @@ def test_learning_curve_ends_where_the_evaluations_do():
       batch_size=run.config.inner_batch_size, lr=0.1, momentum=0.5), seed=0, num_seeds=2)
   np.testing.assert_allclose(real_curve["mean"][-1], real["mean"], atol=1e-6)
   assert real["steps_curve"][0]["mean"] == real["mean"]
+
+
+def test_eval_every_logs_test_accuracy(tmp_path):
+  config = tiny_config(num_meta_steps=4, eval_every=2, learned_schedule_baseline=False)
+  summary = train.train(config, str(tmp_path), progress=False)
+  logged = {r["step"]: r.get("test_accuracy") for r in read_metrics(tmp_path)}
+  assert logged[1] is None and logged[3] is None
+  assert 0 <= logged[2] <= 1 and logged[4] == summary["gtn_test_accuracy"]["mean"]

@@ -69,6 +69,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.max_consecutive_skips = 20
   # Bookkeeping.
   c.log_every = 1               # meta-steps between metrics.jsonl lines
+  c.eval_every = 0              # meta-steps between test-accuracy evaluations logged as test_accuracy (0: none)
   c.checkpoint_every = 50       # meta-steps between checkpoints (and one at the end)
   c.keep_checkpoints = 3
   # Evaluation after training (and `gtnjax evaluate`).
@@ -177,6 +178,8 @@ def validate(config) -> None:
     if not condition:
       raise ConfigError(f"config field '{field}' = {config[field]!r}: {message}")
 
+  need(isinstance(config.eval_every, int) and config.eval_every >= 0, "eval_every",
+       "must be an integer >= 0 (0: no evaluation during meta-training)")
   for field in ("inner_steps", "inner_batch_size", "meta_batch_size", "population",
                 "num_meta_steps", "noise_size", "log_every", "checkpoint_every",
                 "keep_checkpoints", "eval_seeds", "generator_chunk"):

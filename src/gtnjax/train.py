@@ -262,9 +262,16 @@ def meta_train(run: Run, workdir: str, *, progress: bool = True,
         postfix["skipped"] = int(state.skipped_updates)
       else:
         consecutive_skips = 0
-      if step % config.log_every == 0 or step == end_step:
+      evaluate_now = config.eval_every and step % config.eval_every == 0
+      if step % config.log_every == 0 or step == end_step or evaluate_now:
         values = {k: float(v) for k, v in jax.device_get(metrics).items()}
-        record = {"step": step, **values, "seconds": time.perf_counter() - t0}
+        seconds = time.perf_counter() - t0  # the meta-step alone, not the evaluation
+        if evaluate_now:  # fresh learners of the first architecture, test split
+          values["test_accuracy"] = evaluation.evaluate_teacher(
+              run.teacher_spec, state.teacher_params, run.setup.learners[0], run.dataset,
+              seed=config.seed, num_seeds=config.eval_seeds)["mean"]
+          postfix["test"] = f"{values['test_accuracy']:.3f}"
+        record = {"step": step, **values, "seconds": seconds}
         if main:
           metrics_file.write(json.dumps(record) + "\n")
           metrics_file.flush()
