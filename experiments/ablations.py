@@ -15,15 +15,14 @@ its figure) and weight norm necessary for stable meta-training. Results land in
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 
 import numpy as np
 
-from meta_training_study import REPO, run_one
+import runner
 
-CONFIG = os.path.join(REPO, "experiments", "configs", "mnist.py") + ":cpu"
+CONFIG = os.path.join(runner.CONFIGS, "mnist.py") + ":cpu"
 VARIANTS = {
     "curriculum_shuffled_batch": {"curriculum": "shuffled_batch"},
     "curriculum_shuffled_all": {"curriculum": "shuffled_all"},
@@ -32,18 +31,18 @@ VARIANTS = {
 }
 SEEDS = (0, 1)
 # The full curriculum with weight norm is the main comparison's run.
-REUSED = {f"curriculum_full_s{s}": os.path.join(REPO, "results", "gtn_vs_real_data", f"mnist_s{s}")
+REUSED = {f"curriculum_full_s{s}": os.path.join(runner.REPO, "results", "gtn_vs_real_data", f"mnist_s{s}")
           for s in SEEDS}
 
 
-def _runs() -> dict[str, dict[str, str]]:
-  return {f"{name}_s{seed}": {**overrides, "seed": str(seed),
-                              "learned_schedule_baseline": "false"}
-          for name, overrides in VARIANTS.items() for seed in SEEDS}
+SUITE: runner.Suite = {
+    f"{name}_s{seed}": (CONFIG, {**overrides, "seed": str(seed),
+                                 "learned_schedule_baseline": "false"})
+    for name, overrides in VARIANTS.items() for seed in SEEDS}
 
 
 def report(results_root: str) -> None:
-  folders = {**REUSED, **{n: os.path.join(results_root, n) for n in _runs()}}
+  folders = {**REUSED, **{n: os.path.join(results_root, n) for n in SUITE}}
   groups: dict[str, list[str]] = {}
   for name, folder in folders.items():
     if os.path.exists(os.path.join(folder, "summary.json")):
@@ -78,26 +77,5 @@ def report(results_root: str) -> None:
   print("\n".join(lines))
 
 
-def main():
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--only", default="", help="comma-separated run names (default: all)")
-  parser.add_argument("--workdir-root", default=os.path.join(REPO, "runs", "ablations"))
-  parser.add_argument("--results", default=os.path.join(REPO, "results", "ablations"))
-  parser.add_argument("--code", default=REPO, help="checkout whose src/ provides gtnjax")
-  parser.add_argument("--report", action="store_true", help="only write the table and plot")
-  args = parser.parse_args()
-  runs = _runs()
-  names = [n for n in args.only.split(",") if n] or list(runs)
-  unknown = [n for n in names if n not in runs]
-  if unknown:
-    parser.error(f"unknown run(s) {unknown}; choose from {', '.join(runs)}")
-  if not args.report:
-    for name in names:
-      if not os.path.exists(os.path.join(args.results, name, "summary.json")):
-        run_one(name, CONFIG, runs[name], args.workdir_root, args.results,
-                os.path.abspath(args.code))
-  report(args.results)
-
-
 if __name__ == "__main__":
-  main()
+  runner.main(__doc__, "ablations", SUITE, report)

@@ -16,26 +16,25 @@ finished runs are skipped, so the script resumes. `--report` writes
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 
 import numpy as np
 
-from meta_training_study import REPO, run_one
-
-CONFIGS = os.path.join(REPO, "experiments", "configs")
+import runner
+CPU = {name: os.path.join(runner.CONFIGS, f"{name}.py") + ":cpu"
+       for name in ("mnist", "fashion_mnist")}
 UNSEEN = "cnn_small,mlp,cnn_gap,cnn"   # cnn_small is the training learner; the rest are unseen
-SUITE: dict[str, tuple[str, dict[str, str]]] = {
-    "mnist_s0": ("mnist.py:cpu", {"seed": "0", "eval_learners": UNSEEN}),
-    "fashion_mnist_s0": ("fashion_mnist.py:cpu", {"seed": "0", "eval_learners": UNSEEN}),
+SUITE: runner.Suite = {
+    "mnist_s0": (CPU["mnist"], {"seed": "0", "eval_learners": UNSEEN}),
+    "fashion_mnist_s0": (CPU["fashion_mnist"], {"seed": "0", "eval_learners": UNSEEN}),
     # The unseen learners are evaluated on seed 0's teachers only (each adds ~4
     # minutes of evaluation on 2 cores).
-    "mnist_s1": ("mnist.py:cpu", {"seed": "1"}),
-    "fashion_mnist_s1": ("fashion_mnist.py:cpu", {"seed": "1"}),
-    "mnist_population_cnn_small_mlp_s0": ("mnist.py:cpu", {"seed": "0", "learner": "cnn_small,mlp",
+    "mnist_s1": (CPU["mnist"], {"seed": "1"}),
+    "fashion_mnist_s1": (CPU["fashion_mnist"], {"seed": "1"}),
+    "mnist_population_cnn_small_mlp_s0": (CPU["mnist"], {"seed": "0", "learner": "cnn_small,mlp",
                                                            "eval_learners": UNSEEN}),
-    "mnist_distillation_s0": ("mnist.py:cpu", {"seed": "0", "teacher": "distillation"}),
+    "mnist_distillation_s0": (CPU["mnist"], {"seed": "0", "teacher": "distillation"}),
 }
 
 
@@ -82,28 +81,5 @@ def report(results_root: str) -> None:
   print("\n".join(lines))
 
 
-def main():
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--only", default="", help="comma-separated run names (default: all)")
-  parser.add_argument("--workdir-root", default=os.path.join(REPO, "runs", "gtn_vs_real_data"))
-  parser.add_argument("--results", default=os.path.join(REPO, "results", "gtn_vs_real_data"))
-  parser.add_argument("--code", default=REPO, help="checkout whose src/ provides gtnjax")
-  parser.add_argument("--report", action="store_true", help="only write the table")
-  args = parser.parse_args()
-  names = [n for n in args.only.split(",") if n] or list(SUITE)
-  unknown = [n for n in names if n not in SUITE]
-  if unknown:
-    parser.error(f"unknown run(s) {unknown}; choose from {', '.join(SUITE)}")
-  if not args.report:
-    for name in names:
-      if os.path.exists(os.path.join(args.results, name, "summary.json")):
-        continue
-      config, overrides = SUITE[name]
-      run_one(name, os.path.join(CONFIGS, config), overrides, args.workdir_root, args.results,
-              os.path.abspath(args.code))
-  os.makedirs(args.results, exist_ok=True)
-  report(args.results)
-
-
 if __name__ == "__main__":
-  main()
+  runner.main(__doc__, "gtn_vs_real_data", SUITE, report)

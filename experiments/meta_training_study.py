@@ -26,16 +26,12 @@ so a long study can run from a frozen copy while the checkout changes.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import shutil
-import subprocess
-import sys
-import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIG = os.path.join(REPO, "experiments", "configs", "mnist.py") + ":cpu"
+import runner
+
+CONFIG = os.path.join(runner.CONFIGS, "mnist.py") + ":cpu"
 OFFICIAL = {"meta_lr": "0.02", "init_inner_lr": "0.02", "grad_clip": "0"}
 
 # name -> (overrides of mnist.py:cpu, what the run asks). Ordered by what each
@@ -55,39 +51,6 @@ RUNS: dict[str, tuple[dict[str, str], str]] = {
     "sigmoid": ({"momentum_parameterisation": "sigmoid"}, "momentum through a sigmoid"),
     "meta_lr_0.03": ({"meta_lr": "0.03"}, "meta lr 0.03 (clip 10)"),
 }
-
-
-def run_one(name: str, config: str, overrides: dict[str, str], workdir_root: str,
-            results_root: str, code: str) -> None:
-  """`gtnjax train` one run (resuming it), then copy its results to results_root/name."""
-  workdir = os.path.join(workdir_root, name)
-  os.makedirs(workdir, exist_ok=True)
-  command = [sys.executable, "-m", "gtnjax.cli", "train", "--config", config,
-             "--workdir", workdir, "--no-progress",
-             *[f"--config.{k}={v}" for k, v in overrides.items()]]
-  env = {**os.environ, "PYTHONPATH": os.path.join(code, "src")}
-  start = time.time()
-  print(f"[{time.strftime('%H:%M:%S')}] {name}: {' '.join(command[3:])}", flush=True)
-  with open(os.path.join(workdir, "log.txt"), "a") as log:
-    status = subprocess.call(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-  if status != 0 or not os.path.exists(os.path.join(workdir, "summary.json")):
-    print(f"  {name} exited {status} without a summary; see {workdir}/log.txt", flush=True)
-    return
-  out = os.path.join(results_root, name)
-  os.makedirs(out, exist_ok=True)
-  for f in ("config.json", "metrics.jsonl", "summary.json"):
-    shutil.copy(os.path.join(workdir, f), os.path.join(out, f))
-  with open(os.path.join(out, "summary.json")) as f:
-    summary = json.load(f)
-  learned = summary.get("real_data_learned_schedule_test_accuracy")
-  if learned:  # the baseline's own meta-training curves, so its number can be checked too
-    shutil.copy(os.path.join(learned["workdir"], "metrics.jsonl"),
-                os.path.join(out, "learned_schedule_baseline_metrics.jsonl"))
-  print(f"  {name}: GTN {summary['gtn_test_accuracy']['mean']:.3f} ± "
-        f"{summary['gtn_test_accuracy']['std']:.3f}, real data "
-        f"{summary['real_data_test_accuracy']['mean']:.3f}"
-        + (f", learned schedule {learned['mean']:.3f}" if learned else "")
-        + f"; {time.time() - start:.0f} s", flush=True)
 
 
 def _records(path: str) -> list[dict]:
@@ -164,33 +127,14 @@ def report(results_root: str) -> None:
   plt.close(fig)
 
 
-def main():
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--only", default="", help="comma-separated run names (default: all)")
-  parser.add_argument("--workdir-root", default=os.path.join(REPO, "runs", "study_mnist"))
-  parser.add_argument("--results", default=os.path.join(REPO, "results", "study_mnist"))
-  parser.add_argument("--code", default=REPO, help="checkout whose src/ provides gtnjax")
-  parser.add_argument("--report", action="store_true", help="only write the table and plots")
-  args = parser.parse_args()
-  names = [n for n in args.only.split(",") if n] or list(RUNS)
-  unknown = [n for n in names if n not in RUNS]
-  if unknown:
-    parser.error(f"unknown run(s) {unknown}; choose from {', '.join(RUNS)}")
-  if not args.report:
-    for name in names:
-      if os.path.exists(os.path.join(args.results, name, "summary.json")):
-        continue
-      # The study compares runs against the constant-schedule baseline (cached,
-      # so computed once per batch size); the learned-schedule baseline, a second
-      # meta-training per run, is left to the runs that test the final settings.
-      # population=1 pins the base the study started from (mnist.py:cpu now
-      # uses the 4 that the study chose).
-      overrides = {"learned_schedule_baseline": "false", "population": "1", **RUNS[name][0]}
-      run_one(name, CONFIG, overrides, args.workdir_root, args.results,
-              os.path.abspath(args.code))
-  os.makedirs(args.results, exist_ok=True)
-  report(args.results)
-
+# The study compares runs against the constant-schedule baseline (cached, so
+# computed once per batch size); the learned-schedule baseline, a second
+# meta-training per run, is left to the runs that test the final settings.
+# population=1 pins the base the study started from (mnist.py:cpu now uses the
+# 4 that the study chose).
+SUITE: runner.Suite = {
+    name: (CONFIG, {"learned_schedule_baseline": "false", "population": "1", **overrides})
+    for name, (overrides, _) in RUNS.items()}
 
 if __name__ == "__main__":
-  main()
+  runner.main(__doc__, "study_mnist", SUITE, report)

@@ -1,0 +1,79 @@
+"""What every experiment script shares: run `gtnjax train` for each named run of a
+suite (resuming it), copy its results under `results/`, and the command line.
+
+A suite is {name: (config spec, {field: value} overrides)}. A run whose
+`results/SUITE/NAME/summary.json` exists is skipped, so a script can be rerun
+until the suite is done, committing the results folder after each part.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from typing import Callable
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIGS = os.path.join(REPO, "experiments", "configs")
+
+Suite = dict[str, tuple[str, dict[str, str]]]
+
+
+def run_one(name: str, config: str, overrides: dict[str, str], workdir_root: str,
+            results_root: str, code: str) -> None:
+  """`gtnjax train` one run (resuming it), then copy its results to results_root/name."""
+  workdir = os.path.join(workdir_root, name)
+  os.makedirs(workdir, exist_ok=True)
+  command = [sys.executable, "-m", "gtnjax.cli", "train", "--config", config,
+             "--workdir", workdir, "--no-progress",
+             *[f"--config.{k}={v}" for k, v in overrides.items()]]
+  env = {**os.environ, "PYTHONPATH": os.path.join(code, "src")}
+  start = time.time()
+  print(f"[{time.strftime('%H:%M:%S')}] {name}: {' '.join(command[3:])}", flush=True)
+  with open(os.path.join(workdir, "log.txt"), "a") as log:
+    status = subprocess.call(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+  if status != 0 or not os.path.exists(os.path.join(workdir, "summary.json")):
+    print(f"  {name} exited {status} without a summary; see {workdir}/log.txt", flush=True)
+    return
+  out = os.path.join(results_root, name)
+  os.makedirs(out, exist_ok=True)
+  for f in ("config.json", "metrics.jsonl", "summary.json"):
+    shutil.copy(os.path.join(workdir, f), os.path.join(out, f))
+  with open(os.path.join(out, "summary.json")) as f:
+    summary = json.load(f)
+  learned = summary.get("real_data_learned_schedule_test_accuracy")
+  if learned:  # the baseline's own meta-training curves, so its number can be checked too
+    shutil.copy(os.path.join(learned["workdir"], "metrics.jsonl"),
+                os.path.join(out, "learned_schedule_baseline_metrics.jsonl"))
+  print(f"  {name}: GTN {summary['gtn_test_accuracy']['mean']:.3f} ± "
+        f"{summary['gtn_test_accuracy']['std']:.3f}, real data "
+        f"{summary['real_data_test_accuracy']['mean']:.3f}"
+        + (f", learned schedule {learned['mean']:.3f}" if learned else "")
+        + f"; {time.time() - start:.0f} s", flush=True)
+
+
+def main(doc: str, suite_name: str, suite: Suite, report: Callable[[str], None]) -> None:
+  """The command line of an experiment script: run what is missing, then report."""
+  parser = argparse.ArgumentParser(description=doc.strip().split("\n")[0])
+  parser.add_argument("--only", default="", help="comma-separated run names (default: all)")
+  parser.add_argument("--workdir-root", default=os.path.join(REPO, "runs", suite_name))
+  parser.add_argument("--results", default=os.path.join(REPO, "results", suite_name))
+  parser.add_argument("--code", default=REPO, help="checkout whose src/ provides gtnjax")
+  parser.add_argument("--report", action="store_true", help="only write the report")
+  args = parser.parse_args()
+  names = [n for n in args.only.split(",") if n] or list(suite)
+  unknown = [n for n in names if n not in suite]
+  if unknown:
+    parser.error(f"unknown run(s) {unknown}; choose from {', '.join(suite)}")
+  if not args.report:
+    for name in names:
+      if not os.path.exists(os.path.join(args.results, name, "summary.json")):
+        config, overrides = suite[name]
+        run_one(name, config, overrides, args.workdir_root, args.results,
+                os.path.abspath(args.code))
+  os.makedirs(args.results, exist_ok=True)
+  report(args.results)
