@@ -102,12 +102,9 @@ def _run(args, overrides) -> int:
     config = _load_train_config(args, overrides)
     if args.stop_after is not None and args.stop_after < 1:
       raise UsageError("--stop-after must be a positive number of meta-steps")
-    try:
-      from gtnjax import parallel
-      parallel.initialize_distributed(args.coordinator_address, args.num_processes,
-                                      args.process_id)
-    except ImportError:
-      pass
+    from gtnjax import parallel
+    parallel.initialize_distributed(args.coordinator_address, args.num_processes,
+                                    args.process_id)
     summary = train.train(config, args.workdir, progress=not args.no_progress,
                           stop_after=args.stop_after)
     if summary.get("preempted"):
