@@ -6,7 +6,7 @@
 Runs `gtnjax train` with `mnist.py:cpu` and `fashion_mnist.py:cpu` (the
 defaults the meta-training study chose) for two meta-training seeds each,
 evaluating fresh learners of the training architecture and of three it never
-saw (on seed 0's teachers); then a population of two architectures during meta-training, and a
+saw (on MNIST seed 0's teacher); then a population of two architectures during meta-training, and a
 dataset-distillation teacher with the same budget (for the learning curves).
 Each run's `config.json`, `metrics.jsonl` and `summary.json` (and the
 learned-schedule baseline's metrics) land in `results/gtn_vs_real_data/NAME/`;
@@ -27,9 +27,9 @@ CPU = {name: os.path.join(runner.CONFIGS, f"{name}.py") + ":cpu"
 UNSEEN = "cnn_small,mlp,cnn_gap,cnn"   # cnn_small is the training learner; the rest are unseen
 SUITE: runner.Suite = {
     "mnist_s0": (CPU["mnist"], {"seed": "0", "eval_learners": UNSEEN}),
-    "fashion_mnist_s0": (CPU["fashion_mnist"], {"seed": "0", "eval_learners": UNSEEN}),
-    # The unseen learners are evaluated on seed 0's teachers only (each adds ~4
-    # minutes of evaluation on 2 cores).
+    # The unseen learners are evaluated on MNIST seed 0's teacher only: together
+    # they add ~12 minutes of evaluation on 2 cores.
+    "fashion_mnist_s0": (CPU["fashion_mnist"], {"seed": "0"}),
     "mnist_s1": (CPU["mnist"], {"seed": "1"}),
     "fashion_mnist_s1": (CPU["fashion_mnist"], {"seed": "1"}),
     "mnist_population_cnn_small_mlp_s0": (CPU["mnist"], {"seed": "0", "learner": "cnn_small,mlp",
