@@ -65,9 +65,12 @@ def report(results_root: str) -> None:
       if not all(field in r for r in results):
         return "—"
       return _fmt([r[field]["mean"] for r in results])
-    matches = ", ".join(
-        str(r["real_data_steps_to_match"]) if r.get("real_data_steps_to_match")
-        else f"> {16 * r['inner_steps']}" for r in results)
+    def match(r):  # at T real data already matches: GTN is not ahead of it
+      steps = r.get("real_data_steps_to_match")
+      if steps is None:
+        return f"> {16 * r['inner_steps']}"
+      return f"≤ {steps} (not ahead)" if steps == r["inner_steps"] else str(steps)
+    matches = ", ".join(match(r) for r in results)
     lines.append(f"| {group} | {learner} | {len(results)} | {column('gtn_test_accuracy')} | "
                  f"{column('real_data_test_accuracy')} | "
                  f"{column('real_data_learned_schedule_test_accuracy')} | "
