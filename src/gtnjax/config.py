@@ -95,8 +95,11 @@ RUN_DEFINING_FIELDS = (
     "final_relative_lr", "grad_clip", "adam_b1", "adam_b2", "seed")
 
 
-def load_config_file(spec: str) -> ml_collections.ConfigDict:
-  """Load `FILE.py[:ARG]` by calling its `get_config(ARG)`."""
+def load_config_file(spec: str, defaults: ml_collections.ConfigDict | None = None
+                     ) -> ml_collections.ConfigDict:
+  """Load `FILE.py[:ARG]` by calling its `get_config(ARG)`; its fields must be
+  those of `defaults` (the training config's unless given)."""
+  defaults = default_config() if defaults is None else defaults
   path, _, arg = spec.partition(":")
   if not os.path.isfile(path):
     raise ConfigError(f"--config: no file {path!r}; configs live in experiments/configs/ "
@@ -115,10 +118,10 @@ def load_config_file(spec: str) -> ml_collections.ConfigDict:
     raise ConfigError(f"--config {spec}: {e}") from e
   if not isinstance(config, ml_collections.ConfigDict):
     raise ConfigError(f"--config: {path}: get_config must return an ml_collections.ConfigDict")
-  unknown = set(config.keys()) - set(default_config().keys())
+  unknown = set(config.keys()) - set(defaults.keys())
   if unknown:
     raise ConfigError(f"--config: {path} sets unknown field(s) {sorted(unknown)}; "
-                      f"known fields: {sorted(default_config().keys())}")
+                      f"known fields: {sorted(defaults.keys())}")
   return config
 
 

@@ -1,0 +1,1 @@
+"""GTN-NAS: cell search space, proxies, ranking metrics and search."""

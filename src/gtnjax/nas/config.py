@@ -1,0 +1,93 @@
+"""The GTN-NAS configuration: search space scale, ground truth, proxies, search.
+
+A NAS config file defines `get_config(arg)` returning `default_config()` with
+fields changed (like a `gtnjax train` config); `teacher` is a complete
+`gtnjax train` config for the GTN that the `gtn` proxy meta-trains.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from gtnjax import config as train_config
+
+PROXIES = ("gtn", "gtn_untrained", "real_same_steps", "real_9x_steps", "synflow", "naswot",
+           "jacob_cov", "snip", "grad_norm", "params", "flops")
+
+
+class NasConfigError(ValueError):
+  """A NAS config value that cannot work; the message names the fix."""
+
+
+def default_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.dataset = "fashion_mnist"
+  # Cell networks (gtnjax.nas.network): width of stage 0 and cells per stage.
+  c.channels = 8
+  c.cells_per_stage = 1
+  # Ground truth: num_candidates distinct cells (canonical hash) sampled with
+  # sample_seed, none whose output ignores its input; the first
+  # retest_candidates are also trained with a second seed.
+  c.num_candidates = 300
+  c.retest_candidates = 50
+  c.sample_seed = 0
+  c.ground_truth_steps = 1000
+  c.batch_size = 128
+  # Chosen on validation among 0.03, 0.1, 0.3 for two cells at 1000 steps: 0.3
+  # diverged, 0.03 and 0.1 each won once (0.878 / 0.868, 0.833 / 0.860).
+  c.peak_lr = 0.05
+  # Candidates per compiled program: vmapped (masked networks) on
+  # accelerators; on CPU each architecture is compiled on its own.
+  c.population_chunk = 16
+  c.network_form = "auto"  # auto | static | masked
+  # Proxies: the GTN proxy trains gtn_steps steps on the teacher's
+  # curriculum; real_same_steps and real_9x_steps train on real data for
+  # gtn_steps and 9 * gtn_steps steps with the ground truth's recipe.
+  c.gtn_steps = 16
+  c.long_proxy_factor = 9
+  c.proxy_batch_size = 64  # the zero-cost proxies' batch
+  c.proxies = PROXIES
+  # The teacher for the `gtn` proxy: a `gtnjax train` config.
+  c.teacher = train_config.default_config()
+  # Search: a sample of picked_sample_size candidates per trial for
+  # `picked_accuracy`; random search and regularised evolution over the
+  # ground-truth table driven by each proxy.
+  c.picked_sample_size = 100
+  c.search_budget = 100
+  c.population_size = 20
+  c.tournament_size = 5
+  c.top_k = 3
+  c.bootstrap_resamples = 1000
+  return c
+
+
+def validate(c) -> None:
+  def need(ok, field, message):
+    if not ok:
+      raise NasConfigError(f"nas config field {field}: {message}")
+  need(c.channels >= 1, "channels", "must be >= 1")
+  need(c.cells_per_stage >= 1, "cells_per_stage", "must be >= 1")
+  need(c.num_candidates >= 2, "num_candidates", "need at least 2 candidates to rank")
+  need(0 <= c.retest_candidates <= c.num_candidates, "retest_candidates",
+       "must be between 0 and num_candidates")
+  need(c.network_form in ("auto", "static", "masked"), "network_form",
+       "choose auto, static or masked")
+  need(c.gtn_steps >= 1 and c.long_proxy_factor >= 1, "gtn_steps",
+       "gtn_steps and long_proxy_factor must be >= 1")
+  need(c.ground_truth_steps >= 5 * c.gtn_steps * c.long_proxy_factor, "ground_truth_steps",
+       f"must be at least 5x the longest real-data proxy "
+       f"({5 * c.gtn_steps * c.long_proxy_factor}); raise it or lower gtn_steps")
+  unknown = [p for p in c.proxies if p not in PROXIES]
+  need(not unknown, "proxies", f"unknown {unknown}; choose from {PROXIES}")
+  need(c.teacher.dataset == c.dataset, "teacher.dataset",
+       f"the teacher must be meta-trained on the NAS data set ({c.dataset})")
+  need(c.teacher.inner_steps == c.gtn_steps, "teacher.inner_steps",
+       f"must equal gtn_steps ({c.gtn_steps}): the GTN proxy trains for the "
+       "teacher's curriculum length")
+
+
+def load(spec: str) -> ml_collections.ConfigDict:
+  """`FILE.py[:ARG]` -> its validated NAS config (errors name the fix)."""
+  config = train_config.load_config_file(spec, defaults=default_config())
+  validate(config)
+  return config

@@ -1,0 +1,295 @@
+"""Cell networks: the learners of the NAS search space.
+
+Shape (NAS-Bench-201's, scaled to 28x28 inputs and a 2-core CPU):
+
+  stem       space-to-depth 2x2 (a stride-2 stem that loses no pixel), conv3x3 -> C
+  stage 0    `cells_per_stage` cells at C channels, H/2 x W/2
+  reduction  2x2 average pool, conv3x3 -> 2C
+  stage 1    cells at 2C, H/4 x W/4
+  reduction  2x2 average pool, conv3x3 -> 4C
+  stage 2    cells at 4C, H/8 x W/8 (rounded up)
+  head       global average pool, dense -> K
+
+Every cell of a network has the same encoding (`gtnjax.nas.space`). Every
+convolution is weight-normed and followed by mean-only batch norm and
+LeakyReLU(0.1), like the other gtnjax learners, so a cell network is a
+learner: `spec.init(key)`, `spec.apply(params, x, batch_means)` and
+`spec.hidden_layer_widths` work with `gtnjax.inner_loop` and
+`gtnjax.evaluation` unchanged, GTN meta-training included.
+
+Two forms compute the same function:
+- static (`CellNetworkSpec(encoding=(...))`): the encoding is part of the
+  spec, only the live operations exist. One compiled program per
+  architecture; the cheapest per step, so the CPU default.
+- masked (`encoding=None`): every edge holds every operation and a one-hot
+  mask in the parameters picks one (`init(key, encoding)`, where the
+  encoding may be a traced array). One program for all architectures, so a
+  population trains as one `vmap`: the accelerator default.
+The same key initialises the live operations identically in both forms
+(each weight's key is folded from its position), which the tests check.
+
+Dead edges (see `space.live_edges`) are not computed, so the network
+computes exactly the cell's `space.canonical_form`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gtnjax import layers
+from gtnjax.nas import space
+
+Params = dict[str, Any]
+CONV_OPS = ("conv1x1", "conv3x3")
+NUM_STAGES = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class CellNetworkSpec:
+  """A cell network; frozen and hashable, so a static jit argument.
+
+  Attributes:
+    encoding: the cell (6 operation indices), or None for the masked form.
+    input_shape: (H, W, C) of the images.
+    num_classes: K.
+    channels: C, the width of stage 0 (stages 1 and 2 have 2C and 4C).
+    cells_per_stage: cells in each of the 3 stages.
+    weight_norm: weight-normalised kernels (False: plain Kaiming kernels).
+  """
+  encoding: tuple[int, ...] | None
+  input_shape: tuple[int, int, int]
+  num_classes: int
+  channels: int = 8
+  cells_per_stage: int = 1
+  weight_norm: bool = True
+
+  def __post_init__(self):
+    if self.encoding is not None:
+      object.__setattr__(self, "encoding", space.validate(self.encoding))
+    if self.channels < 1 or self.cells_per_stage < 1:
+      raise ValueError("channels and cells_per_stage must be >= 1")
+
+  @property
+  def name(self) -> str:
+    cell = "masked" if self.encoding is None else space.to_string(self.encoding)
+    return f"cell:{cell}"
+
+  @property
+  def masked(self) -> bool:
+    return self.encoding is None
+
+  def stage_channels(self) -> tuple[int, ...]:
+    return tuple(self.channels * 2 ** s for s in range(NUM_STAGES))
+
+  def stage_resolutions(self) -> tuple[tuple[int, int], ...]:
+    h, w, _ = self.input_shape
+    out = []
+    for _ in range(NUM_STAGES):
+      h, w = -(-h // 2), -(-w // 2)
+      out.append((h, w))
+    return tuple(out)
+
+  def _edge_ops(self) -> list[list[str]]:
+    """Per edge, the conv operations that have weights (and batch norms)."""
+    if self.masked:
+      return [list(CONV_OPS) for _ in space.EDGES]
+    live = space.live_edges(self.encoding)
+    return [[space.OPS[op]] if alive and space.OPS[op] in CONV_OPS else []
+            for op, alive in zip(self.encoding, live)]
+
+  @property
+  def hidden_layer_widths(self) -> tuple[int, ...]:
+    """Channels of every batch-normed layer, in `apply`'s order."""
+    widths = [self.channels]
+    edge_ops = self._edge_ops()
+    for stage, c in enumerate(self.stage_channels()):
+      if stage > 0:
+        widths.append(c)  # the reduction's conv
+      for _ in range(self.cells_per_stage):
+        widths.extend(c for ops in edge_ops for _ in ops)
+    return tuple(widths)
+
+  # ---------------------------------------------------------------- init
+  def init(self, key: jax.Array, encoding: Any = None) -> Params:
+    """Fresh parameters. The masked form needs `encoding` ([6] ints, may be
+    traced); the static form takes its own and rejects a different one."""
+    if self.masked:
+      if encoding is None:
+        raise ValueError("a masked cell network needs init(key, encoding)")
+    elif encoding is not None and tuple(int(e) for e in np.asarray(encoding)) != self.encoding:
+      raise ValueError("init's encoding differs from the spec's; use a masked spec "
+                       "(encoding=None) to choose the cell at init")
+
+    def conv(path: tuple[int, ...], shape):
+      k = key
+      for i in path:
+        k = jax.random.fold_in(k, i)
+      return {**layers.init_weight_norm(k, shape, self.weight_norm),
+              "bn_bias": jnp.zeros((shape[-1],))}
+
+    in_c = self.input_shape[2] * 4  # after space-to-depth
+    params: Params = {"stem": conv((0,), (3, 3, in_c, self.channels)),
+                      "reductions": [], "stages": []}
+    edge_ops = self._edge_ops()
+    prev_c = self.channels
+    for stage, c in enumerate(self.stage_channels()):
+      if stage > 0:
+        params["reductions"].append(conv((1, stage), (3, 3, prev_c, c)))
+      cells = []
+      for cell in range(self.cells_per_stage):
+        edges = []
+        for e, ops in enumerate(edge_ops):
+          edges.append({op: conv((2, stage, cell, e, CONV_OPS.index(op)),
+                                 (1, 1, c, c) if op == "conv1x1" else (3, 3, c, c))
+                        for op in ops})
+        cells.append(edges)
+      params["stages"].append(cells)
+      prev_c = c
+    out = layers.init_weight_norm(jax.random.fold_in(key, 3), (prev_c, self.num_classes),
+                                  self.weight_norm)
+    params["out"] = {**out, "bias": jnp.zeros((self.num_classes,))}
+    if self.masked:
+      params["op_mask"] = op_mask(encoding)
+    return params
+
+  # --------------------------------------------------------------- apply
+  def apply(self, params: Params, x: jax.Array, batch_means=None
+            ) -> tuple[jax.Array, tuple[jax.Array, ...]]:
+    """([N, K] logits, per-batch-norm-layer means), like `LearnerSpec.apply`."""
+    used_means = []
+
+    def conv_bn_act(p, h, padding=1):
+      given = None if batch_means is None else batch_means[len(used_means)]
+      h = layers.conv2d(h, layers.kernel_of(p), padding)
+      h, mean = layers.mean_only_batch_norm(h, p["bn_bias"], given)
+      used_means.append(mean)
+      return layers.leaky_relu(h)
+
+    if self.masked:
+      mask = jax.lax.stop_gradient(params["op_mask"])  # architecture, not weights
+    h = conv_bn_act(params["stem"], space_to_depth(x))
+    for stage in range(NUM_STAGES):
+      if stage > 0:
+        h = conv_bn_act(params["reductions"][stage - 1], avg_pool_2x2(h))
+      for cell_params in params["stages"][stage]:
+        nodes = [h]
+        for node in range(1, space.NUM_NODES):
+          total = jnp.zeros_like(h)
+          for e, (src, dst) in enumerate(space.EDGES):
+            if dst != node:
+              continue
+            p = cell_params[e]
+            if self.masked:
+              outputs = {"skip": nodes[src], "avg_pool3x3": avg_pool_3x3(nodes[src]),
+                         "conv1x1": conv_bn_act(p["conv1x1"], nodes[src], 0),
+                         "conv3x3": conv_bn_act(p["conv3x3"], nodes[src], 1)}
+              for name, value in outputs.items():
+                total = total + mask[e, space.OPS.index(name)] * value
+            elif space.live_edges(self.encoding)[e]:
+              name = space.OPS[self.encoding[e]]
+              if name == "skip":
+                total = total + nodes[src]
+              elif name == "avg_pool3x3":
+                total = total + avg_pool_3x3(nodes[src])
+              else:
+                total = total + conv_bn_act(p[name], nodes[src], 0 if name == "conv1x1" else 1)
+          nodes.append(total)
+        h = nodes[-1]
+    h = layers.global_avg_pool(h)
+    p = params["out"]
+    logits = layers.dense(h, layers.kernel_of(p), p["bias"])
+    return logits, tuple(used_means)
+
+
+def op_mask(encoding: Any) -> jax.Array:
+  """[6, 5] one-hot operations of the live edges (dead edges all zero).
+
+  Works on a traced [6] int array, so `vmap(spec.init)` over encodings
+  builds a population of different architectures.
+  """
+  encoding = jnp.asarray(encoding, jnp.int32)
+  not_none = encoding != space.OPS.index("none")
+  reaches_input = [jnp.array(True)] + [jnp.array(False)] * (space.NUM_NODES - 1)
+  for e, (src, dst) in enumerate(space.EDGES):
+    reaches_input[dst] = reaches_input[dst] | (not_none[e] & reaches_input[src])
+  reaches_output = [jnp.array(False)] * (space.NUM_NODES - 1) + [jnp.array(True)]
+  for e, (src, dst) in reversed(list(enumerate(space.EDGES))):
+    reaches_output[src] = reaches_output[src] | (not_none[e] & reaches_output[dst])
+  live = jnp.stack([not_none[e] & reaches_input[src] & reaches_output[dst]
+                    for e, (src, dst) in enumerate(space.EDGES)])
+  return jax.nn.one_hot(encoding, space.NUM_OPS) * live[:, None].astype(jnp.float32)
+
+
+# ------------------------------------------------------------------ layers
+def space_to_depth(x: jax.Array) -> jax.Array:
+  """[N, H, W, C] -> [N, H/2, W/2, 4C] (odd sides zero-padded first)."""
+  n, h, w, c = x.shape
+  x = jnp.pad(x, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)))
+  h, w = x.shape[1] // 2, x.shape[2] // 2
+  x = x.reshape(n, h, 2, w, 2, c).transpose(0, 1, 3, 2, 4, 5)
+  return x.reshape(n, h, w, 4 * c)
+
+
+def avg_pool_2x2(x: jax.Array) -> jax.Array:
+  """2x2 / stride-2 mean (odd sides zero-padded; the pad counts as a pixel)."""
+  n, h, w, c = x.shape
+  x = jnp.pad(x, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)))
+  return x.reshape(n, x.shape[1] // 2, 2, x.shape[2] // 2, 2, c).mean(axis=(2, 4))
+
+
+def avg_pool_3x3(x: jax.Array) -> jax.Array:
+  """3x3 / stride-1 mean over the in-image neighbours (padding not counted,
+  NAS-Bench-201's count_include_pad=False), as shifted slices: cheap to
+  differentiate to any order."""
+  _, h, w, _ = x.shape
+  xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+  total = sum(xp[:, i:i + h, j:j + w, :] for i in range(3) for j in range(3))
+  rows = np.minimum(np.arange(h) + 1, h - 1) - np.maximum(np.arange(h) - 1, 0) + 1
+  cols = np.minimum(np.arange(w) + 1, w - 1) - np.maximum(np.arange(w) - 1, 0) + 1
+  counts = (rows[:, None] * cols[None, :]).astype(np.float32)
+  return total / counts[None, :, :, None]
+
+
+# ------------------------------------------------------------------- costs
+def count_params(spec: CellNetworkSpec) -> int:
+  """Trainable parameters of a static cell network (batch-norm biases and
+  weight-norm scales included), without allocating them."""
+  if spec.masked:
+    raise ValueError("count_params needs a static spec (encoding given)")
+  shapes = jax.eval_shape(spec.init, jax.random.key(0))
+  return int(sum(math.prod(s.shape) for s in jax.tree.leaves(shapes)))
+
+
+def count_flops(spec: CellNetworkSpec) -> int:
+  """Multiply-adds of one image's forward pass through the convolutions and
+  the head (pools, norms and sums are a few percent and not counted)."""
+  if spec.masked:
+    raise ValueError("count_flops needs a static spec (encoding given)")
+  (h0, w0) = spec.stage_resolutions()[0]
+  total = h0 * w0 * 9 * spec.input_shape[2] * 4 * spec.channels  # stem
+  live = space.live_edges(spec.encoding)
+  prev_c = spec.channels
+  for stage, ((h, w), c) in enumerate(zip(spec.stage_resolutions(), spec.stage_channels())):
+    if stage > 0:
+      total += h * w * 9 * prev_c * c
+    per_cell = sum(h * w * c * c * (1 if space.OPS[op] == "conv1x1" else 9)
+                   for op, alive in zip(spec.encoding, live)
+                   if alive and space.OPS[op] in CONV_OPS)
+    total += spec.cells_per_stage * per_cell
+    prev_c = c
+  return int(total + prev_c * spec.num_classes)
+
+
+def make(encoding: Sequence[int] | None, input_shape, num_classes: int, *,
+         channels: int = 8, cells_per_stage: int = 1, weight_norm: bool = True
+         ) -> CellNetworkSpec:
+  return CellNetworkSpec(encoding=None if encoding is None else tuple(encoding),
+                         input_shape=tuple(input_shape), num_classes=num_classes,
+                         channels=channels, cells_per_stage=cells_per_stage,
+                         weight_norm=weight_norm)
