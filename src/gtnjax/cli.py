@@ -149,9 +149,9 @@ def _run(args, overrides) -> int:
   names = None
   if args.command == "evaluate" and args.learner is not None:
     from gtnjax import learners
-    if args.learner not in learners.ARCHITECTURES:
-      raise UsageError(f"--learner {args.learner!r}: unknown; choose from "
-                       f"{', '.join(sorted(learners.ARCHITECTURES))}")
+    error = learners.learner_name_error(args.learner)
+    if error:
+      raise UsageError(f"--learner: {error}")
     names = (args.learner,)
   run, params, step = train.load_teacher(args.workdir)
   if args.command == "evaluate":

@@ -218,8 +218,10 @@ def validate(config) -> None:
                        ("eval_learners", eval_learner_names(config))):
     need(len(names) > 0, field, "name at least one learner")
     for name in names:
-      need(name in learners.ARCHITECTURES, field,
-           f"unknown learner {name!r}; choose from {', '.join(sorted(learners.ARCHITECTURES))}")
+      error = learners.learner_name_error(name)
+      need(error is None, field, error)
+      need(not (config.random_widths and name.startswith(learners.CELL_PREFIX)),
+           "random_widths", f"is not supported for cell learners ({name})")
   need(len(config.baseline_lrs) > 0 and all(v > 0 for v in config.baseline_lrs),
        "baseline_lrs", "give one or more positive learning rates")
   need(len(config.baseline_momenta) > 0 and all(0 <= v < 1 for v in config.baseline_momenta),

@@ -165,11 +165,40 @@ ARCHITECTURES: dict[str, tuple[tuple[int, ...], tuple[int, ...], bool]] = {
 }
 
 
-def make_learner(name: str, input_shape: tuple[int, int, int], num_classes: int,
-                 random_widths: bool = False, weight_norm: bool = True) -> LearnerSpec:
-  """The named learner for a data set's image shape and classes."""
+CELL_PREFIX = "cell:"  # "cell:<ops joined by ->": a cell network of gtnjax.nas
+
+
+def learner_name_error(name: str) -> str | None:
+  """Why `name` names no learner (None if it does): a registry name or
+  "cell:" followed by a cell encoding such as
+  "cell:conv3x3-skip-conv1x1-conv3x3-avg_pool3x3-skip"."""
+  if name.startswith(CELL_PREFIX):
+    from gtnjax.nas import space  # the NAS space builds on the learners, not the reverse
+    try:
+      space.from_string(name[len(CELL_PREFIX):])
+    except ValueError as e:
+      return f"bad cell learner {name!r}: {e}"
+    return None
   if name not in ARCHITECTURES:
-    raise ValueError(f"unknown learner {name!r}: choose one of {sorted(ARCHITECTURES)}")
+    return (f"unknown learner {name!r}; choose from {', '.join(sorted(ARCHITECTURES))} "
+            f"or {CELL_PREFIX}<6 operations joined by '-'>")
+  return None
+
+
+def make_learner(name: str, input_shape: tuple[int, int, int], num_classes: int,
+                 random_widths: bool = False, weight_norm: bool = True):
+  """The named learner for a data set's image shape and classes: a
+  `LearnerSpec`, or for "cell:..." a `gtnjax.nas.network.CellNetworkSpec`
+  (same init/apply interface)."""
+  error = learner_name_error(name)
+  if error:
+    raise ValueError(error)
+  if name.startswith(CELL_PREFIX):
+    if random_widths:
+      raise ValueError(f"random_widths is not supported for cell learners ({name})")
+    from gtnjax.nas import network, space
+    return network.make(space.from_string(name[len(CELL_PREFIX):]), tuple(input_shape),
+                        num_classes, weight_norm=weight_norm)
   conv, hidden, pool = ARCHITECTURES[name]
   return LearnerSpec(name=name, input_shape=tuple(input_shape), num_classes=num_classes,
                      conv_widths=conv, hidden_widths=hidden, global_pool=pool,
