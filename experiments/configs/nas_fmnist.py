@@ -55,11 +55,15 @@ def get_config(arg=None):
     c.tournament_size = 2
     c.top_k = 1
     c.bootstrap_resamples = 50
+    c.cost_candidates = 1
     t.inner_steps = 2
     t.inner_batch_size = 8
     t.meta_batch_size = 8
     t.population = 1
     t.num_meta_steps = 2
     t.checkpoint_every = 1
+    t.eval_seeds = 1
+    t.baseline_lrs = (0.1,)
+    t.baseline_momenta = (0.5,)
     return c
   raise ValueError(f"unknown arg {arg!r}: use full or tiny")

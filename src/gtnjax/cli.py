@@ -5,6 +5,8 @@
   gtnjax export   --workdir DIR --out FILE.npz
   gtnjax samples  --workdir DIR --out FILE.png
   gtnjax plot     --workdir DIR --out FILE.png
+  gtnjax nas      --config FILE.py[:ARG] --workdir DIR [--ground-truth FILE.csv]
+                  [--no-ground-truth-training]
 
 Bad input (unknown config field or value, missing data set, a workdir without
 a run) prints one line `gtnjax: error: ...` and exits with status 2 before
@@ -79,6 +81,18 @@ def _parser() -> argparse.ArgumentParser:
   p = sub.add_parser("plot", help="PNG of the meta-training curves in metrics.jsonl")
   p.add_argument("--workdir", required=True)
   p.add_argument("--out", required=True)
+
+  p = sub.add_parser("nas", help="GTN-NAS: ground truth, proxies, rankings, searches "
+                     "(resumes; writes DIR/summary.json)")
+  p.add_argument("--config", default=os.path.join("experiments", "configs", "nas_fmnist.py"),
+                 help="FILE.py[:ARG] returning a gtnjax.nas.config config")
+  p.add_argument("--workdir", required=True)
+  p.add_argument("--ground-truth", "--ground_truth", dest="ground_truth", default=None,
+                 help="the ground-truth CSV to use and extend (default: DIR/ground_truth.csv)")
+  p.add_argument("--no-ground-truth-training", "--no_ground_truth_training",
+                 dest="no_ground_truth_training", action="store_true",
+                 help="rank over the ground-truth rows already present; train none")
+  p.add_argument("--no-progress", "--no_progress", dest="no_progress", action="store_true")
   return parser
 
 
@@ -98,6 +112,16 @@ def _run(args, overrides) -> int:
   if args.command != "train" and overrides:
     raise UsageError(f"--config.* overrides only apply to `gtnjax train` (got "
                      f"{', '.join(overrides)}); the run's config is in its workdir")
+  if args.command == "nas":
+    from gtnjax.nas import config as nas_config
+    from gtnjax.nas import pipeline
+    config = nas_config.load(args.config)
+    summary = pipeline.run(config, args.workdir, ground_truth_path=args.ground_truth,
+                           train_ground_truth=not args.no_ground_truth_training,
+                           progress=not args.no_progress)
+    print(f"{summary['num_candidates']} candidates; summary in "
+          f"{os.path.join(args.workdir, 'summary.json')}")
+    return 0
   if args.command == "train":
     config = _load_train_config(args, overrides)
     if args.stop_after is not None and args.stop_after < 1:

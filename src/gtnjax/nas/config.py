@@ -15,7 +15,7 @@ PROXIES = ("gtn", "gtn_untrained", "real_same_steps", "real_9x_steps", "synflow"
            "jacob_cov", "snip", "grad_norm", "params", "flops")
 
 
-class NasConfigError(ValueError):
+class NasConfigError(train_config.ConfigError):
   """A NAS config value that cannot work; the message names the fix."""
 
 
@@ -47,6 +47,8 @@ def default_config() -> ml_collections.ConfigDict:
   c.long_proxy_factor = 9
   c.proxy_batch_size = 64  # the zero-cost proxies' batch
   c.proxies = PROXIES
+  # Proxy costs are timed on this many candidates (each proxy compiled alone).
+  c.cost_candidates = 3
   # The teacher for the `gtn` proxy: a `gtnjax train` config.
   c.teacher = train_config.default_config()
   # Search: a sample of picked_sample_size candidates per trial for
@@ -91,3 +93,8 @@ def load(spec: str) -> ml_collections.ConfigDict:
   config = train_config.load_config_file(spec, defaults=default_config())
   validate(config)
   return config
+
+
+def learner_names_of(c) -> tuple[str, ...]:
+  """The teacher config's learner names (its fixed learner first)."""
+  return train_config.learner_names(c.teacher)

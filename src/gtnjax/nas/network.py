@@ -162,13 +162,26 @@ class CellNetworkSpec:
   def apply(self, params: Params, x: jax.Array, batch_means=None
             ) -> tuple[jax.Array, tuple[jax.Array, ...]]:
     """([N, K] logits, per-batch-norm-layer means), like `LearnerSpec.apply`."""
-    used_means = []
+    logits, means, _ = self._forward(params, x, batch_means)
+    return logits, means
+
+  def preactivations(self, params: Params, x: jax.Array) -> tuple[jax.Array, ...]:
+    """The input of every LeakyReLU (training mode), for activation-pattern
+    proxies such as NASWOT. Static networks only: a masked one computes
+    operations its cell does not use."""
+    if self.masked:
+      raise ValueError("preactivations needs a static spec (encoding given)")
+    return self._forward(params, x, None)[2]
+
+  def _forward(self, params, x, batch_means):
+    used_means, preacts = [], []
 
     def conv_bn_act(p, h, padding=1):
       given = None if batch_means is None else batch_means[len(used_means)]
       h = layers.conv2d(h, layers.kernel_of(p), padding)
       h, mean = layers.mean_only_batch_norm(h, p["bn_bias"], given)
       used_means.append(mean)
+      preacts.append(h)
       return layers.leaky_relu(h)
 
     if self.masked:
@@ -204,7 +217,7 @@ class CellNetworkSpec:
     h = layers.global_avg_pool(h)
     p = params["out"]
     logits = layers.dense(h, layers.kernel_of(p), p["bias"])
-    return logits, tuple(used_means)
+    return logits, tuple(used_means), tuple(preacts)
 
 
 def op_mask(encoding: Any) -> jax.Array:

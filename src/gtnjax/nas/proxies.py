@@ -1,0 +1,180 @@
+"""Proxies: cheap predictions of a candidate's ground-truth accuracy.
+
+Every proxy maps a candidate to a score where HIGHER predicts BETTER; the
+signs were fixed here before any result was seen:
+  gtn               validation accuracy after `gtn_steps` steps on the
+                    meta-trained teacher's curriculum with its learned
+                    learning rates and momenta (the paper's GTN-NAS proxy);
+  gtn_untrained     the same with the teacher at its initialisation (control);
+  real_same_steps   validation accuracy after `gtn_steps` real-data steps;
+  real_9x_steps     ... after `long_proxy_factor` x `gtn_steps` real steps
+                    (both with the teacher's batch size and a cosine decay
+                    from a peak lr chosen on validation for the teacher's
+                    fixed learner, so they are tuned as the GTN's schedule is);
+  synflow           sum |theta * dR/dtheta|, R = sum of the logits of an
+                    all-ones input through |theta| (Tanaka et al. 2020), batch
+                    norm in test mode with zero means (no data);
+  naswot            log |K_H| of the LeakyReLU activation codes of a batch
+                    (Mellor et al. 2021);
+  jacob_cov         -sum(log(v + k) + 1/(v + k)), v the eigenvalues of the
+                    correlation of per-image input gradients (Mellor et al.);
+  snip              sum |theta * dL/dtheta| on a batch (Lee et al. 2019);
+  grad_norm         sum over parameter arrays of ||dL/dtheta||_2;
+  params, flops     model size (`network.count_params`, `count_flops`).
+Zero-cost proxies use one real batch of `proxy_batch_size` training images
+and the candidate's initial weights (the same key for every proxy).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gtnjax import evaluation, layers
+from gtnjax.nas import network, training
+from gtnjax.nas.network import CellNetworkSpec
+
+TRAINING_PROXIES = ("gtn", "gtn_untrained", "real_same_steps", "real_9x_steps")
+ZERO_COST_PROXIES = ("synflow", "naswot", "jacob_cov", "snip", "grad_norm")
+COUNT_PROXIES = ("params", "flops")
+# A score that could not be computed (e.g. a singular matrix) ranks last.
+WORST_SCORE = -1e30
+
+
+def _loss(spec, params, x, y):
+  logits, _ = spec.apply(params, x)
+  return layers.softmax_cross_entropy(logits, jax.nn.one_hot(y, spec.num_classes))
+
+
+def grad_norm(spec: CellNetworkSpec, params, x, y) -> jax.Array:
+  grads = jax.grad(functools.partial(_loss, spec))(params, x, y)
+  return sum(jnp.sqrt(jnp.sum(jnp.square(g))) for g in jax.tree.leaves(grads))
+
+
+def snip(spec: CellNetworkSpec, params, x, y) -> jax.Array:
+  grads = jax.grad(functools.partial(_loss, spec))(params, x, y)
+  return sum(jnp.sum(jnp.abs(p * g))
+             for p, g in zip(jax.tree.leaves(params), jax.tree.leaves(grads)))
+
+
+def synflow(spec: CellNetworkSpec, params, x) -> jax.Array:
+  abs_params = jax.tree.map(jnp.abs, params)
+  ones = jnp.ones((1, *x.shape[1:]), x.dtype)
+  zero_means = tuple(jnp.zeros((w,)) for w in spec.hidden_layer_widths)
+
+  def total_output(p):
+    logits, _ = spec.apply(p, ones, zero_means)
+    return jnp.sum(logits)
+
+  grads = jax.grad(total_output)(abs_params)
+  return sum(jnp.sum(p * g) for p, g in zip(jax.tree.leaves(abs_params),
+                                            jax.tree.leaves(grads)))
+
+
+def naswot(spec: CellNetworkSpec, params, x) -> jax.Array:
+  codes = jnp.concatenate([(h > 0).reshape(x.shape[0], -1).astype(jnp.float32)
+                           for h in spec.preactivations(params, x)], axis=1)
+  kernel = codes @ codes.T + (1.0 - codes) @ (1.0 - codes).T
+  sign, logdet = jnp.linalg.slogdet(kernel)
+  return jnp.where(sign > 0, logdet, WORST_SCORE)
+
+
+def jacob_cov(spec: CellNetworkSpec, params, x, eps: float = 1e-5) -> jax.Array:
+  jac = jax.grad(lambda xs: jnp.sum(spec.apply(params, xs)[0]))(x).reshape(x.shape[0], -1)
+  corr = jnp.corrcoef(jac)
+  v = jnp.linalg.eigvalsh(corr)
+  score = -jnp.sum(jnp.log(v + eps) + 1.0 / (v + eps))
+  return jnp.where(jnp.isfinite(score), score, WORST_SCORE)
+
+
+@functools.partial(jax.jit, static_argnames=("spec",))
+def zero_cost_scores(spec: CellNetworkSpec, key: jax.Array, x: jax.Array, y: jax.Array
+                     ) -> dict[str, jax.Array]:
+  """Every zero-cost proxy of one candidate (one program per architecture)."""
+  params = spec.init(key)
+  return {"synflow": synflow(spec, params, x), "naswot": naswot(spec, params, x),
+          "jacob_cov": jacob_cov(spec, params, x), "snip": snip(spec, params, x, y),
+          "grad_norm": grad_norm(spec, params, x, y)}
+
+
+# ------------------------------------------------------- training proxies
+def gtn_score(spec, teacher_spec, teacher_params, key, train_x, train_y, val_x, val_y):
+  """Validation accuracy of a fresh candidate trained on the teacher's curriculum."""
+  teacher_key, learner_key = jax.random.split(key)
+  batches = teacher_spec.batches(teacher_params, teacher_key, train_x, train_y)
+  state = evaluation.train_learner(spec, learner_key, batches)
+  return training.accuracy(spec, state, val_x, val_y)
+
+
+def real_score(spec, key, train_x, train_y, val_x, val_y, *, num_steps, batch_size, peak_lr):
+  """Validation accuracy after `num_steps` real-data steps (cosine decay)."""
+  state = training.train(spec, key, train_x, train_y, num_steps=num_steps,
+                         batch_size=batch_size, peak_lr=peak_lr)
+  return training.accuracy(spec, state, val_x, val_y)
+
+
+@functools.partial(jax.jit, static_argnames=("spec", "teacher_spec", "proxies", "gtn_steps",
+                                             "long_steps", "batch_size"))
+def training_scores(spec, teacher_spec, teacher_params, untrained_params, key, train_x,
+                    train_y, val_x, val_y, lr_same, lr_long, *, proxies: tuple[str, ...],
+                    gtn_steps: int, long_steps: int, batch_size: int) -> dict[str, jax.Array]:
+  """The training proxies named in `proxies`, all in one program (so one
+  compilation per architecture); every proxy trains from the same
+  initialisation key."""
+  out = {}
+  data = (train_x, train_y, val_x, val_y)
+  if "gtn" in proxies:
+    out["gtn"] = gtn_score(spec, teacher_spec, teacher_params, key, *data)
+  if "gtn_untrained" in proxies:
+    out["gtn_untrained"] = gtn_score(spec, teacher_spec, untrained_params, key, *data)
+  if "real_same_steps" in proxies:
+    out["real_same_steps"] = real_score(spec, key, *data, num_steps=gtn_steps,
+                                        batch_size=batch_size, peak_lr=lr_same)
+  if "real_9x_steps" in proxies:
+    out["real_9x_steps"] = real_score(spec, key, *data, num_steps=long_steps,
+                                      batch_size=batch_size, peak_lr=lr_long)
+  return out
+
+
+def time_proxies(spec, teacher_spec, teacher_params, untrained_params, key, data, x, y, *,
+                 lr_same, lr_long, gtn_steps, long_steps, batch_size, repeats: int = 3
+                 ) -> dict[str, dict[str, float]]:
+  """Per proxy: seconds of one compiled evaluation (median of `repeats`, after
+  compiling it on its own) and its compile time. The cost of a proxy as a
+  user pays it once the program exists (e.g. a vmapped population)."""
+  out = {}
+  for name in TRAINING_PROXIES:
+    fn = jax.jit(functools.partial(
+        training_scores, spec, teacher_spec, proxies=(name,), gtn_steps=gtn_steps,
+        long_steps=long_steps, batch_size=batch_size))
+    args = (teacher_params, untrained_params, key, *data, lr_same, lr_long)
+    out[name] = _time(fn, args, repeats)
+  for name in ZERO_COST_PROXIES:
+    fn = jax.jit(functools.partial(_zero_cost_one, spec, name=name))
+    out[name] = _time(fn, (key, x, y), repeats)
+  return out
+
+
+def _zero_cost_one(spec, key, x, y, *, name):
+  params = spec.init(key)
+  if name in ("snip", "grad_norm"):
+    return globals()[name](spec, params, x, y)
+  return globals()[name](spec, params, x)
+
+
+def _time(fn, args, repeats):
+  t0 = time.perf_counter()
+  run = fn.lower(*args).compile()
+  compile_s = time.perf_counter() - t0
+  times = []
+  for _ in range(repeats):
+    t0 = time.perf_counter()
+    jax.block_until_ready(run(*args))
+    times.append(time.perf_counter() - t0)
+  return {"seconds": float(np.median(times)), "compile_seconds": float(compile_s)}

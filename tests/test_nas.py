@@ -1,0 +1,127 @@
+"""GTN-NAS: the cell space, cell networks (static == masked), proxies, `gtnjax nas`."""
+
+import csv
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gtnjax.nas import network, proxies, space
+
+
+def enc(text):
+  return space.from_string(text)
+
+
+def test_encoding_round_trips_and_rejects_bad_cells():
+  rng = np.random.default_rng(0)
+  for _ in range(20):
+    e = space.sample(rng)
+    assert space.from_string(space.to_string(e)) == e
+    assert space.from_index(space.to_index(e)) == e
+  assert space.NUM_ENCODINGS == 15625
+  with pytest.raises(ValueError, match="6 operations"):
+    space.validate((0, 1))
+  with pytest.raises(ValueError, match="unknown operation"):
+    space.from_string("conv3x3-conv5x5-none-none-none-none")
+
+
+def test_mutation_changes_exactly_one_edge():
+  rng = np.random.default_rng(1)
+  for _ in range(50):
+    e = space.sample(rng)
+    m = space.mutate(e, rng)
+    assert sum(a != b for a, b in zip(e, m)) == 1
+
+
+def test_canonical_hash_merges_equivalent_cells_only():
+  # Node 1 and node 2 swap roles: 0->1 conv3x3, 1->3 skip vs 0->2 conv3x3, 2->3 skip.
+  a = enc("conv3x3-none-none-skip-skip-none")
+  b = enc("none-conv3x3-none-skip-none-skip")
+  assert space.canonical_hash(a) == space.canonical_hash(b)
+  # A dead branch (node 2 never reaches the output) does not matter...
+  c = enc("conv3x3-conv1x1-none-skip-skip-none")
+  assert space.canonical_hash(c) == space.canonical_hash(a)
+  assert space.live_edges(c) == (True, False, False, True, True, False)
+  # ...but another operation on a live edge does, and so does x + x vs x.
+  assert space.canonical_hash(enc("conv1x1-none-none-skip-skip-none")) != space.canonical_hash(a)
+  assert space.canonical_form(enc("none-none-none-skip-none-none")) == "x"
+  assert space.canonical_form(enc("skip-none-none-skip-skip-none")) == "+(x,x)"
+
+
+def test_input_independent_cells_are_flagged():
+  assert space.output_ignores_input(enc("none-conv3x3-conv3x3-none-conv3x3-none"))
+  assert space.output_ignores_input(enc("conv3x3-conv3x3-skip-none-none-none"))
+  assert not space.output_ignores_input(enc("none-none-none-avg_pool3x3-none-none"))
+  cells = space.unique_sample(np.random.default_rng(0), 40, exclude_input_independent=True)
+  assert len({space.canonical_hash(e) for e in cells}) == 40
+  assert not any(space.output_ignores_input(e) for e in cells)
+
+
+def test_masked_population_equals_static_networks():
+  """One vmapped masked program over several architectures gives each static
+  network's logits (same key => same weights on the live operations)."""
+  cells = [enc("conv3x3-skip-conv1x1-conv3x3-avg_pool3x3-skip"),
+           enc("avg_pool3x3-conv3x3-conv1x1-skip-skip-none"),
+           enc("none-none-none-conv1x1-none-none")]
+  x = jax.random.normal(jax.random.key(0), (4, 12, 12, 1))
+  masked = network.make(None, (12, 12, 1), 3, channels=2)
+  keys = jax.random.split(jax.random.key(1), len(cells))
+  params = jax.vmap(masked.init)(keys, jnp.array(cells))
+  logits = jax.vmap(lambda p: masked.apply(p, x)[0])(params)
+  for i, cell in enumerate(cells):
+    static = network.make(cell, (12, 12, 1), 3, channels=2)
+    want, means = static.apply(static.init(keys[i]), x)
+    np.testing.assert_allclose(logits[i], want, rtol=1e-5, atol=1e-5)
+    assert len(means) == len(static.hidden_layer_widths)
+  # The mask is architecture, not a weight: no gradient reaches it.
+  grads = jax.grad(lambda p: jnp.sum(masked.apply(p, x)[0]))(
+      jax.tree.map(lambda a: a[0], params))
+  assert float(jnp.abs(grads["op_mask"]).sum()) == 0.0
+
+
+def test_parameter_and_flop_counts():
+  plain = network.make(enc("skip-none-none-none-skip-none"), (28, 28, 1), 10, channels=8)
+  convs = network.make(enc("conv3x3-none-none-none-skip-none"), (28, 28, 1), 10, channels=8)
+  # One live 3x3 conv per stage: 9 C^2 weights + C scales + C biases at C, 2C, 4C.
+  extra = sum(9 * c * c + 2 * c for c in (8, 16, 32))
+  assert network.count_params(convs) - network.count_params(plain) == extra
+  extra_flops = sum(h * w * 9 * c * c for (h, w), c in zip(((14, 14), (7, 7), (4, 4)),
+                                                           (8, 16, 32)))
+  assert network.count_flops(convs) - network.count_flops(plain) == extra_flops
+
+
+def test_zero_cost_proxies_are_finite_and_track_size():
+  x = jax.random.normal(jax.random.key(0), (8, 12, 12, 1))
+  y = jnp.arange(8) % 3
+  small = network.make(enc("skip-none-none-none-skip-none"), (12, 12, 1), 3, channels=2)
+  big = network.make(enc("conv3x3-conv3x3-conv3x3-conv3x3-conv3x3-conv3x3"), (12, 12, 1), 3,
+                     channels=2)
+  s = {k: float(v) for k, v in proxies.zero_cost_scores(small, jax.random.key(1), x, y).items()}
+  b = {k: float(v) for k, v in proxies.zero_cost_scores(big, jax.random.key(1), x, y).items()}
+  assert set(s) == set(proxies.ZERO_COST_PROXIES)
+  assert all(np.isfinite(v) and v != proxies.WORST_SCORE for v in [*s.values(), *b.values()])
+  # More parameters on the input-output path: more synflow saliency and more
+  # distinct activation patterns.
+  assert b["synflow"] > s["synflow"]
+  assert b["snip"] > s["snip"]
+  assert b["naswot"] > s["naswot"]
+
+
+def test_cell_learner_trains_through_the_inner_loop():
+  """A cell network is a gtnjax learner: init_state / sgd_step work unchanged."""
+  from gtnjax import inner_loop, learners
+  spec = learners.make_learner("cell:conv3x3-skip-none-conv1x1-none-skip", (12, 12, 1), 3)
+  state = inner_loop.init_state(spec, jax.random.key(0))
+  x = jax.random.normal(jax.random.key(1), (6, 12, 12, 1))
+  y = jax.nn.one_hot(jnp.arange(6) % 3, 3)
+  losses = []
+  for _ in range(5):
+    state, loss = inner_loop.sgd_step(spec, state, x, y, 0.1, 0.5)
+    losses.append(float(loss))
+  assert losses[-1] < losses[0]
+  with pytest.raises(ValueError, match="unknown operation"):
+    learners.make_learner("cell:conv3x3-conv9x9-none-none-none-none", (12, 12, 1), 3)
