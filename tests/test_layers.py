@@ -3,12 +3,16 @@ norm): values, first and second derivatives, on tiny shapes in float64. Also
 the choice of conv2d / max_pool implementation. The kernels themselves are
 tested in test_ops.py."""
 
+import dataclasses
+import functools
+
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from _derivative_checks import RTOL, assert_same_derivatives, random_arrays
-from gtnjax import layers, ops
+from gtnjax import layers, learners, ops
 
 # Every test here runs in float64 (the `float64` fixture of conftest.py).
 pytestmark = pytest.mark.usefixtures("float64")
@@ -22,10 +26,9 @@ pytestmark = pytest.mark.usefixtures("float64")
 ])
 def test_upsample_conv2d_matches_upsample_then_conv(impl, x_shape, k_shape):
   x, k = random_arrays(13, x_shape, k_shape)
-  with layers.use_impl(conv2d=impl):
-    assert_same_derivatives(
-        layers.upsample_conv2d,
-        lambda x, k: ops.conv2d_lax(layers.upsample_nearest(x), k, 1), (x, k))
+  assert_same_derivatives(
+      lambda x, k: layers.upsample_conv2d(x, k, impl=impl),
+      lambda x, k: ops.conv2d_lax(layers.upsample_nearest(x), k, 1), (x, k))
 
 
 def test_upsample_conv2d_reflect_matches_reflect_padded_upsample():
@@ -70,28 +73,52 @@ def test_batch_norm_matches_reference(shape):
   assert_same_derivatives(layers.batch_norm, ref, (h, s, b))
 
 
-def test_selection_defaults_env_and_override(monkeypatch):
-  monkeypatch.delenv("GTNJAX_CONV_IMPL", raising=False)
-  monkeypatch.delenv("GTNJAX_POOL_IMPL", raising=False)
-  layers.reset_impl()
-  assert layers.current_impl("conv2d") == "gemm"   # these tests run on CPU
-  assert layers.current_impl("max_pool") == "phases"
-  monkeypatch.setenv("GTNJAX_CONV_IMPL", "lax")
-  assert layers.current_impl("conv2d") == "lax"
-  with layers.use_impl(conv2d="im2col", max_pool="lax"):
-    assert layers.current_impl("conv2d") == "im2col"
-    assert layers.current_impl("max_pool") == "lax"
-  assert layers.current_impl("conv2d") == "lax"
-  monkeypatch.setenv("GTNJAX_CONV_IMPL", "nonsense")
-  with pytest.raises(ValueError, match="choose one of"):
-    layers.current_impl("conv2d")
-  with pytest.raises(ValueError, match="choose one of"):
-    layers.set_impl(max_pool="avg")
+def test_resolve_impl_auto_by_backend_and_names_the_choices():
+  assert layers.resolve_impl("conv2d") == "gemm"   # these tests run on CPU
+  assert layers.resolve_impl("max_pool", "auto") == "phases"
+  assert layers.resolve_impl("conv2d", "im2col") == "im2col"
+  assert layers.resolve_impl("max_pool", "lax") == "lax"
+  with pytest.raises(ValueError, match="choose 'auto' or one of"):
+    layers.resolve_impl("conv2d", "nonsense")
+  with pytest.raises(ValueError, match="choose 'auto' or one of"):
+    layers.max_pool(jnp.zeros((1, 4, 4, 1)), impl="avg")
+  with pytest.raises(ValueError, match="choose 'auto' or one of"):
+    learners.make_learner("cnn_small", (8, 8, 1), 10, conv_impl="cudnn")
 
 
-@pytest.mark.parametrize("impl", layers.CONV_IMPLS)
+@pytest.mark.parametrize("impl", ("auto",) + layers.CONV_IMPLS)
 def test_conv2d_dispatch_gives_the_same_values(impl):
   x, k = random_arrays(8, (2, 5, 5, 3), (3, 3, 3, 2))
-  with layers.use_impl(conv2d=impl):
-    got = layers.conv2d(x, k)
+  got = layers.conv2d(x, k, impl=impl)
   np.testing.assert_allclose(got, ops.conv2d_lax(x, k), rtol=RTOL, atol=RTOL)
+
+
+@pytest.mark.parametrize("impl", ("auto",) + layers.POOL_IMPLS)
+@pytest.mark.parametrize("window,stride,padding", [(3, 2, 1), (2, 2, 0)])
+def test_max_pool_dispatch_gives_the_same_values(impl, window, stride, padding):
+  (x,) = random_arrays(16, (2, 7, 6, 3))
+  got = layers.max_pool(x, window, stride, padding, impl=impl)
+  np.testing.assert_array_equal(got, ops.max_pool_lax(x, window, stride, padding))
+
+
+def test_specs_differing_only_in_conv_impl_compile_separately_and_agree():
+  # The implementation is a spec field, so a jitted function taking the spec
+  # as a static argument traces once per implementation (not once for
+  # whichever was active first), and both give the same logits.
+  traces = []
+
+  @functools.partial(jax.jit, static_argnums=0)
+  def logits(spec, params, x):
+    traces.append(spec.conv_impl)
+    return spec.apply(params, x)[0]
+
+  gemm = learners.make_learner("cnn_small", (8, 8, 1), 10, conv_impl="gemm")
+  lax_conv = dataclasses.replace(gemm, conv_impl="lax")
+  assert gemm != lax_conv
+  params = gemm.init(jax.random.key(0))
+  (x,) = random_arrays(17, (4, 8, 8, 1))
+  got_gemm = logits(gemm, params, x)
+  got_lax = logits(lax_conv, params, x)
+  logits(gemm, params, x)  # cached: no third trace
+  assert traces == ["gemm", "lax"]
+  np.testing.assert_allclose(got_gemm, got_lax, rtol=RTOL, atol=RTOL)

@@ -11,9 +11,7 @@ Conventions: images are NHWC, convolution kernels HWIO, dense kernels
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
 
 import jax
 import jax.numpy as jnp
@@ -66,69 +64,41 @@ def kernel_of(params: dict[str, jax.Array]) -> jax.Array:
 
 
 
-
 # ------------------------------------------------------------ implementations
 # conv2d and max_pool have several implementations (gtnjax.ops) with the same
 # values and derivatives to float rounding (tests/test_ops.py); the choice
-# matters for speed only. CPU defaults measured on the whole meta-iteration
-# (BENCHMARKS.md): gemm beat routed, phases beat slices.
-#
-# Choice, first match wins (read when a function is traced, so set it before
-# the first jit call of a function; already-compiled functions keep theirs):
-#   1. `set_impl(conv2d=..., max_pool=...)` or the `use_impl(...)` context;
-#   2. the environment variables GTNJAX_CONV_IMPL and GTNJAX_POOL_IMPL;
-#   3. the default backend: CPU gets gemm / phases, GPU and TPU the library
-#      ops (lax), whose cuDNN kernels are the fast path there.
+# matters for speed only. It is an argument, not global state: a network's
+# spec carries it (LearnerSpec / TeacherSpec `conv_impl`, `pool_impl`), so it
+# is part of every jit cache key and of the run's config.json. "auto" picks by
+# the default backend: CPU gets gemm / phases, measured best on the whole
+# meta-iteration (BENCHMARKS.md: gemm beat routed, phases beat slices); GPU
+# and TPU get the library ops (lax), whose cuDNN kernels are the fast path there.
 CONV_IMPLS = ("lax", "routed", "gemm", "im2col", "shifted_outputs")
 POOL_IMPLS = ("lax", "slices", "phases")
+_CHOICES = {"conv2d": CONV_IMPLS, "max_pool": POOL_IMPLS}
 _BACKEND_DEFAULTS = {"cpu": {"conv2d": "gemm", "max_pool": "phases"}}
 _LIBRARY_DEFAULTS = {"conv2d": "lax", "max_pool": "lax"}
-_ENV_VARS = {"conv2d": "GTNJAX_CONV_IMPL", "max_pool": "GTNJAX_POOL_IMPL"}
-_CHOICES = {"conv2d": CONV_IMPLS, "max_pool": POOL_IMPLS}
-_overrides: dict[str, str] = {}
 
 
-def _check_impl(op: str, name: str) -> str:
-  if name not in _CHOICES[op]:
-    raise ValueError(f"unknown {op} implementation {name!r}: choose one of {_CHOICES[op]}")
+def check_impl(op: str, name: str) -> str:
+  """`name` if it names an implementation of `op` ("conv2d" or "max_pool") or
+  is "auto"; raises ValueError naming the choices otherwise. Never touches the
+  backend, so specs can check their fields before JAX is initialised."""
+  if op not in _CHOICES:
+    raise ValueError(f"unknown op {op!r}: choose one of {tuple(_CHOICES)}")
+  if name != "auto" and name not in _CHOICES[op]:
+    raise ValueError(f"unknown {op} implementation {name!r}: choose 'auto' or one of "
+                     f"{_CHOICES[op]}")
   return name
 
 
-def set_impl(conv2d: str | None = None, max_pool: str | None = None) -> None:
-  """Pins the implementation of conv2d and/or max_pool (None: leave as is).
-
-  Takes effect for functions traced afterwards. `reset_impl()` undoes it.
-  """
-  for op, name in (("conv2d", conv2d), ("max_pool", max_pool)):
-    if name is not None:
-      _overrides[op] = _check_impl(op, name)
-
-
-def reset_impl() -> None:
-  """Back to the environment variables and the per-backend defaults."""
-  _overrides.clear()
-
-
-@contextlib.contextmanager
-def use_impl(conv2d: str | None = None, max_pool: str | None = None):
-  """Context manager form of `set_impl`, restoring the previous choice on exit."""
-  saved = dict(_overrides)
-  try:
-    set_impl(conv2d=conv2d, max_pool=max_pool)
-    yield
-  finally:
-    _overrides.clear()
-    _overrides.update(saved)
-
-
-def current_impl(op: str) -> str:
-  """The implementation `op` ("conv2d" or "max_pool") would be traced with now."""
-  if op in _overrides:
-    return _overrides[op]
-  env = os.environ.get(_ENV_VARS[op])
-  if env:
-    return _check_impl(op, env)
-  return _BACKEND_DEFAULTS.get(jax.default_backend(), _LIBRARY_DEFAULTS)[op]
+def resolve_impl(op: str, name: str = "auto") -> str:
+  """The implementation of `op` ("conv2d" or "max_pool") that `name` selects:
+  `name` itself, or for "auto" the default of `jax.default_backend()` (cpu:
+  gemm / phases; gpu, tpu: lax). Raises ValueError for an unknown name."""
+  if check_impl(op, name) == "auto":
+    return _BACKEND_DEFAULTS.get(jax.default_backend(), _LIBRARY_DEFAULTS)[op]
+  return name
 
 
 # ---------------------------------------------------------------- convolution
@@ -136,31 +106,35 @@ _CONV_FNS = {"lax": ops.conv2d_lax, "routed": ops.conv2d_routed, "gemm": ops.con
              "im2col": ops.conv2d_im2col, "shifted_outputs": ops.conv2d_shifted_outputs}
 
 
-def conv2d(x: jax.Array, kernel: jax.Array, padding: int = 1) -> jax.Array:
+def conv2d(x: jax.Array, kernel: jax.Array, padding: int = 1, *, impl: str = "auto"
+           ) -> jax.Array:
   """Stride-1 2-D convolution with zero padding.
 
   Args:
     x: [N, H, W, C_in].
     kernel: [KH, KW, C_in, C_out].
     padding: zeros added on every side of H and W.
+    impl: "auto" or one of CONV_IMPLS (see `resolve_impl`).
 
   Returns:
     [N, H + 2p - KH + 1, W + 2p - KW + 1, C_out].
   """
-  return _CONV_FNS[current_impl("conv2d")](x, kernel, padding)
+  return _CONV_FNS[resolve_impl("conv2d", impl)](x, kernel, padding)
 
 
 # -------------------------------------------------------------------- pooling
-def max_pool(x: jax.Array, window: int = 3, stride: int = 2, padding: int = 1) -> jax.Array:
+def max_pool(x: jax.Array, window: int = 3, stride: int = 2, padding: int = 1, *,
+             impl: str = "auto") -> jax.Array:
   """Max pooling over H and W with -inf padding.
 
   Args:
     x: [N, H, W, C].
+    impl: "auto" or one of POOL_IMPLS (see `resolve_impl`).
 
   Returns:
     [N, (H + 2p - window) // stride + 1, (W + 2p - window) // stride + 1, C].
   """
-  impl = current_impl("max_pool")
+  impl = resolve_impl("max_pool", impl)
   # "phases" covers the learners' 3/2/1 pool; other windows use "slices".
   if impl == "phases" and (window, stride, padding) == (3, 2, 1):
     return ops.max_pool_phases(x)
@@ -199,7 +173,8 @@ _UPSAMPLE_TAPS = ((((1, 0, 0), (0, 1, 1)),   # r = 0: rows i - 1 <- a = 0; i <- 
 UPSAMPLE_PADDING_MODES = ("zeros", "reflect")
 
 
-def upsample_conv2d(x: jax.Array, kernel: jax.Array, padding_mode: str = "zeros") -> jax.Array:
+def upsample_conv2d(x: jax.Array, kernel: jax.Array, padding_mode: str = "zeros", *,
+                    impl: str = "auto") -> jax.Array:
   """`conv2d(upsample_nearest(x, 2), kernel, padding=1)` for a 3x3 kernel,
   computed at the input's resolution.
 
@@ -218,6 +193,7 @@ def upsample_conv2d(x: jax.Array, kernel: jax.Array, padding_mode: str = "zeros"
     x: [N, H, W, C_in].
     kernel: [3, 3, C_in, C_out].
     padding_mode: "zeros" or "reflect" (of the upsampled image).
+    impl: the `conv2d` implementation of the four phase convolutions.
 
   Returns:
     [N, 2H, 2W, C_out].
@@ -233,7 +209,7 @@ def upsample_conv2d(x: jax.Array, kernel: jax.Array, padding_mode: str = "zeros"
   phase_kernels = jnp.einsum("rua,svb,abio->rsuvio", taps, taps, kernel)
   xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)),
                mode="constant" if padding_mode == "zeros" else "edge")
-  phases = [conv2d(xp[:, r:r + h + 1, s:s + w + 1], phase_kernels[r, s], padding=0)
+  phases = [conv2d(xp[:, r:r + h + 1, s:s + w + 1], phase_kernels[r, s], padding=0, impl=impl)
             for r in range(2) for s in range(2)]
   y = jnp.stack(phases).reshape(2, 2, n, h, w, c_out)
   return y.transpose(2, 3, 0, 4, 1, 5).reshape(n, 2 * h, 2 * w, c_out)

@@ -89,6 +89,12 @@ class TeacherSpec:
       output layer, a gtnjax choice) or "none" (Kaiming only, the paper's code).
     weight_norm: weight-normalised generator kernels (the paper's); False for
       plain kernels (the ablation).
+    conv_impl: the generator's `layers.conv2d` implementation, "auto" (by
+      backend) or one of `layers.CONV_IMPLS`; a field so that it is part of
+      the jit cache key.
+    pool_impl: `layers.max_pool` implementation ("auto" or one of
+      `layers.POOL_IMPLS`). The generator does not pool; the field is here so
+      that a run's teacher and learner specs carry the same choice.
   """
   kind: str
   curriculum: str
@@ -105,8 +111,12 @@ class TeacherSpec:
   generator_padding: str = "zeros"
   output_init: str = "data"
   weight_norm: bool = True
+  conv_impl: str = "auto"
+  pool_impl: str = "auto"
 
   def __post_init__(self):
+    layers.check_impl("conv2d", self.conv_impl)
+    layers.check_impl("max_pool", self.pool_impl)
     if self.momentum_parameterisation not in MOMENTUM_PARAMETERISATIONS:
       raise ValueError(f"unknown momentum_parameterisation {self.momentum_parameterisation!r}: "
                        f"choose one of {MOMENTUM_PARAMETERISATIONS}")
@@ -168,7 +178,7 @@ class TeacherSpec:
       params["generator"] = init_generator(
           gen_key, z + self.num_classes, self.image_shape,
           first_inputs if self.output_init == "data" else None, self.generator_padding,
-          self.weight_norm)
+          self.weight_norm, conv_impl=self.conv_impl)
     elif self.kind == "distillation":
       params["pixels"] = jax.random.normal(curriculum_key, (t, b, *self.image_shape))
     if self.soft_labels:
@@ -249,7 +259,8 @@ class TeacherSpec:
     """
     inputs = jnp.concatenate([noise, one_hot], axis=-1)
     one_step = jax.checkpoint(lambda z: generator_apply(
-        generator_params, z, self.image_shape, self.generator_padding))
+        generator_params, z, self.image_shape, self.generator_padding,
+        conv_impl=self.conv_impl))
     return jax.lax.map(one_step, inputs, batch_size=min(self.generator_chunk, inputs.shape[0]))
 
 
@@ -266,7 +277,8 @@ OUTPUT_PRE_TANH_STD = 0.5
 
 def init_generator(key: jax.Array, input_size: int, image_shape: tuple[int, int, int],
                    first_inputs: jax.Array | None = None,
-                   padding_mode: str = "zeros", weight_norm: bool = True) -> Params:
+                   padding_mode: str = "zeros", weight_norm: bool = True, *,
+                   conv_impl: str = "auto") -> Params:
   """The paper's conditional generator (see `generator_apply`).
 
   The single-channel output conv sums hundreds of mostly positive LeakyReLU
@@ -277,6 +289,7 @@ def init_generator(key: jax.Array, input_size: int, image_shape: tuple[int, int,
   set from one batch (`first_inputs`, [B, Z + K]) so its pre-tanh activations
   have zero mean and std OUTPUT_PRE_TANH_STD per channel. Without
   `first_inputs` (the paper's code) the output layer keeps its Kaiming init.
+  `conv_impl` is the `layers.conv2d` implementation of that batch's pass.
   """
   h, w, c = image_shape
   c0, c1 = GENERATOR_CHANNELS
@@ -297,7 +310,7 @@ def init_generator(key: jax.Array, input_size: int, image_shape: tuple[int, int,
                 "bias": jnp.zeros((c,))},
   }
   if first_inputs is not None:
-    pre_tanh = _generator_pre_tanh(params, first_inputs, image_shape, padding_mode)
+    pre_tanh = _generator_pre_tanh(params, first_inputs, image_shape, padding_mode, conv_impl)
     mean = jnp.mean(pre_tanh, axis=(0, 1, 2))
     gain = OUTPUT_PRE_TANH_STD / (jnp.std(pre_tanh, axis=(0, 1, 2)) + 1e-6)
     gained = "scale" if weight_norm else "kernel"  # a per-output-channel factor either way
@@ -307,7 +320,8 @@ def init_generator(key: jax.Array, input_size: int, image_shape: tuple[int, int,
 
 
 def generator_apply(params: Params, inputs: jax.Array,
-                    image_shape: tuple[int, int, int], padding_mode: str = "zeros") -> jax.Array:
+                    image_shape: tuple[int, int, int], padding_mode: str = "zeros", *,
+                    conv_impl: str = "auto") -> jax.Array:
   """One batch of generated images.
 
   noise ++ one-hot -> WN-linear 1024 -> BN -> LeakyReLU -> WN-linear
@@ -319,15 +333,18 @@ def generator_apply(params: Params, inputs: jax.Array,
     inputs: [B, Z + K] noise concatenated with the one-hot label.
     image_shape: (H, W, C).
     padding_mode: of the upsampling convolutions, "zeros" or "reflect".
+    conv_impl: their `layers.conv2d` implementation ("auto": by backend).
 
   Returns:
     [B, H, W, C] images in [-2, 2] (the normalised input space).
   """
-  return 2.0 * jnp.tanh(_generator_pre_tanh(params, inputs, image_shape, padding_mode))
+  return 2.0 * jnp.tanh(_generator_pre_tanh(params, inputs, image_shape, padding_mode,
+                                            conv_impl))
 
 
 def _generator_pre_tanh(params: Params, inputs: jax.Array,
-                        image_shape: tuple[int, int, int], padding_mode: str) -> jax.Array:
+                        image_shape: tuple[int, int, int], padding_mode: str,
+                        conv_impl: str) -> jax.Array:
   h, w, _ = image_shape
   p = params
 
@@ -340,6 +357,7 @@ def _generator_pre_tanh(params: Params, inputs: jax.Array,
   x = layers.leaky_relu(bn(layers.dense(inputs, wn("fc1")), "bn1"))
   x = layers.leaky_relu(bn(layers.dense(x, wn("fc2")), "bn2"))
   x = x.reshape(x.shape[0], h // 4, w // 4, GENERATOR_CHANNELS[0])
-  x = layers.upsample_conv2d(x, wn("conv1"), padding_mode)
+  x = layers.upsample_conv2d(x, wn("conv1"), padding_mode, impl=conv_impl)
   x = layers.leaky_relu(bn(x, "bn3"))
-  return layers.upsample_conv2d(x, wn("conv2"), padding_mode) + p["conv2"]["bias"]
+  return (layers.upsample_conv2d(x, wn("conv2"), padding_mode, impl=conv_impl)
+          + p["conv2"]["bias"])
