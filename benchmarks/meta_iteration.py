@@ -42,8 +42,8 @@ def main():
   ap.add_argument("--remat", default="block", help="inner_loop.REMAT_POLICIES")
   ap.add_argument("--batch", type=int, default=128)
   ap.add_argument("--learner", default="cnn")
-  ap.add_argument("--conv", default=None, help="layers.CONV_IMPLS (default: per backend)")
-  ap.add_argument("--pool", default=None, help="layers.POOL_IMPLS (default: per backend)")
+  ap.add_argument("--conv", default="auto", help="auto (per backend) or layers.CONV_IMPLS")
+  ap.add_argument("--pool", default="auto", help="auto (per backend) or layers.POOL_IMPLS")
   ap.add_argument("--generator-chunk", type=int, default=None)
   ap.add_argument("--out", default=None)
   args = ap.parse_args()
@@ -53,12 +53,15 @@ def main():
 
   from gtnjax import layers, learners, meta, teacher
 
-  layers.set_impl(conv2d=args.conv, max_pool=args.pool)
+  # Resolved here so that the RESULT line records what ran.
+  conv = layers.resolve_impl("conv2d", args.conv)
+  pool = layers.resolve_impl("max_pool", args.pool)
   t = args.inner
   extra = {} if args.generator_chunk is None else {"generator_chunk": args.generator_chunk}
   tspec = teacher.TeacherSpec(kind="generator", curriculum="full", image_shape=(28, 28, 1),
-                              num_classes=10, inner_steps=t, batch_size=args.batch, **extra)
-  lspec = learners.make_learner(args.learner, (28, 28, 1), 10)
+                              num_classes=10, inner_steps=t, batch_size=args.batch,
+                              conv_impl=conv, pool_impl=pool, **extra)
+  lspec = learners.make_learner(args.learner, (28, 28, 1), 10, conv_impl=conv, pool_impl=pool)
   setup = meta.MetaSetup(tspec, (lspec,), population=1, meta_batch_size=128,
                          probe_every=1, remat=args.remat)
   optimizer = meta.make_optimizer(0.02, 2000, 0.1, grad_clip=0.0)
@@ -95,7 +98,7 @@ def main():
   res = {
       "impl": "gtnjax", "jax": jax.__version__, "backend": jax.default_backend(),
       "device": jax.devices()[0].device_kind, "inner": t, "remat": args.remat,
-      "conv": layers.current_impl("conv2d"), "pool": layers.current_impl("max_pool"),
+      "conv": conv, "pool": pool,
       "generator_chunk": tspec.generator_chunk,
       "n_timed": len(timed), "median_s": statistics.median(timed), "min_s": min(timed),
       "max_s": max(timed), "warmup_s": times[:args.warmup], "compile_s": compile_s,

@@ -74,14 +74,6 @@ def flops_of(fn, *args):
     return float("nan")
 
 
-def _with_impl(fn, **impl):
-  # The implementation is chosen at trace time, so pin it while tracing.
-  def wrapped(*args):
-    with layers.use_impl(**impl):
-      return fn(*args)
-  return wrapped
-
-
 def cases(quick: bool):
   b = 128
   conv = [
@@ -96,19 +88,19 @@ def cases(quick: bool):
   out = []
   for name, xs, ks in conv:
     for impl in layers.CONV_IMPLS:
-      out.append((name, impl, _with_impl(layers.conv2d, conv2d=impl), (xs, ks)))
+      out.append((name, impl, functools.partial(layers.conv2d, impl=impl), (xs, ks)))
   for name, xs in pool:
     for impl in layers.POOL_IMPLS:
-      out.append((name, impl, _with_impl(layers.max_pool, max_pool=impl), (xs,)))
+      out.append((name, impl, functools.partial(layers.max_pool, impl=impl), (xs,)))
   # The generator's upsample-then-conv layers: the phase form against
   # upsampling and convolving at full resolution ("upsample+conv").
   upsample = [("upsample_conv gen1 7x7 128->64", (b, 7, 7, 128), (3, 3, 128, 64)),
               ("upsample_conv gen2 14x14 64->1", (b, 14, 14, 64), (3, 3, 64, 1))]
   for name, xs, ks in ([] if quick else upsample):
     for impl in ("gemm", "lax"):
-      out.append((name, impl, _with_impl(layers.upsample_conv2d, conv2d=impl), (xs, ks)))
-    out.append((name, "upsample+conv", _with_impl(
-        lambda x, k: layers.conv2d(layers.upsample_nearest(x), k), conv2d="gemm"), (xs, ks)))
+      out.append((name, impl, functools.partial(layers.upsample_conv2d, impl=impl), (xs, ks)))
+    out.append((name, "upsample+conv",
+                lambda x, k: layers.conv2d(layers.upsample_nearest(x), k, impl="gemm"), (xs, ks)))
   out.append(("weight_norm 6272x256", "jnp", layers.weight_norm, ((6272, 256), (256,))))
   out.append(("weight_norm 1024x6272", "jnp", layers.weight_norm, ((1024, 6272), (6272,))))
   out.append(("mean_only_bn 14x14x128", "jnp",

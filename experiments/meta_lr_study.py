@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gtnjax import config as gconfig, meta, teacher, train
+from gtnjax import config as gconfig, generator, meta, train
 
 CONFIG = "experiments/configs/digits.py:test"
 
@@ -24,7 +24,7 @@ def saturation(run, data_dependent: bool) -> float:
   params = spec.init(run.keys()[0])
   if not data_dependent:
     gen_key = jax.random.split(run.keys()[0])[0]
-    params["generator"] = teacher.init_generator(
+    params["generator"] = generator.init_generator(
         gen_key, spec.noise_size + spec.num_classes, spec.image_shape)
   x = spec.batches(params, jax.random.key(1)).x
   return float(jnp.mean(jnp.abs(x) > 1.9))

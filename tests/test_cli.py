@@ -34,6 +34,7 @@ BAD_TRAIN_ARGS = [
     (["--config.curriculum=backwards"], "unknown curriculum"),
     (["--config.teacher=oracle"], "unknown teacher"),
     (["--config.remat=sometimes"], "unknown policy"),
+    (["--config.conv_impl=cudnn"], "choose auto or one of"),
     (["--config.probe_every=3"], "must divide inner_steps"),
     (["--config.final_relative_lr=2"], "final_relative_lr"),
     (["--config.curriculum=none", "--config.soft_labels=true"], "soft_labels"),

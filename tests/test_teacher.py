@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gtnjax import learners, teacher
+from gtnjax import generator, learners, teacher
 
 SHAPE = (8, 8, 1)
 K = 4
@@ -106,3 +106,16 @@ def test_sigmoid_momentum_starts_at_its_value_and_stays_below_one():
   np.testing.assert_allclose(momentum, 0.9, rtol=1e-6)
   params["momentum_logit"] = params["momentum_logit"] + 5.0  # log form: 0.9 e^5 = 134
   assert 0.99 < float(jnp.max(spec.schedule(params)[1])) < 1.0
+
+
+def test_generator_kind_runs_the_generator_network_per_step():
+  # The teacher only feeds the network (gtnjax.generator); step t's images are
+  # generator_apply of step t's noise and labels.
+  s = spec()
+  params = s.init(jax.random.key(0))
+  x = s.batches(params, jax.random.key(1)).x
+  inputs = jnp.concatenate(
+      [params["curriculum"][1], jax.nn.one_hot(s.balanced_labels()[1], K)], axis=-1)
+  direct = generator.generator_apply(params["generator"], inputs, SHAPE, conv_impl=s.conv_impl)
+  np.testing.assert_allclose(x[1], direct, rtol=1e-5, atol=1e-5)
+  assert float(jnp.max(jnp.abs(direct))) <= 2.0

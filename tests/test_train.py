@@ -75,11 +75,29 @@ def test_interrupted_run_resumes_bit_identically(tmp_path):
   train.train(config, str(resumed), progress=False)
 
   assert read_metrics(full) == read_metrics(resumed)
+  # The config asked for "auto"; the record says what ran (these tests run on
+  # CPU), and resuming accepted its own record.
+  recorded = json.load(open(resumed / "config.json"))
+  assert (recorded["conv_impl"], recorded["pool_impl"]) == ("gemm", "phases")
+  assert config.conv_impl == "auto"
   step_a, state_a = final_params(full, config)
   step_b, state_b = final_params(resumed, config)
   assert step_a == step_b == 5
   for a, b in zip(jax.tree.leaves(state_a), jax.tree.leaves(state_b)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+@pytest.mark.parametrize("field,value", [("conv_impl", "cudnn"), ("pool_impl", "avg")])
+def test_unknown_implementation_is_a_config_error_naming_the_choices(field, value):
+  with pytest.raises(gconfig.ConfigError, match=f"'{field}'.*choose auto or one of"):
+    gconfig.validate(tiny_config(**{field: value}))
+
+
+def test_resolved_impls_reach_the_specs():
+  run = train.prepare(tiny_config(conv_impl="lax"))
+  assert run.teacher_spec.conv_impl == "lax" and run.teacher_spec.pool_impl == "phases"
+  assert all((s.conv_impl, s.pool_impl) == ("lax", "phases") for s in run.setup.learners)
+  assert run.learner_spec(run.setup.learners[0].name) == run.setup.learners[0]
 
 
 def test_same_seed_same_result_other_seed_differs(tmp_path):

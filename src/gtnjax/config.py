@@ -50,6 +50,11 @@ def default_config() -> ml_collections.ConfigDict:
   # state per step, half of what "step" keeps (BENCHMARKS.md).
   c.remat = "block"
   c.generator_chunk = 1         # generator steps recomputed together in the backward pass (memory; see BENCHMARKS.md)
+  # Convolution and max-pool implementations: same values to float rounding,
+  # different speed (BENCHMARKS.md). "auto" picks by backend (cpu: gemm /
+  # phases; gpu, tpu: lax); config.json records the name it resolved to.
+  c.conv_impl = "auto"          # auto | lax | routed | gemm | im2col | shifted_outputs
+  c.pool_impl = "auto"          # auto | lax | slices | phases
   # Meta-training.
   c.meta_batch_size = 64        # real images per probe batch
   c.population = 1              # learners per architecture per meta-step
@@ -212,6 +217,10 @@ def validate(config) -> None:
        f"unknown teacher; choose one of {', '.join(teacher.TEACHER_KINDS)}")
   need(config.curriculum in teacher.CURRICULA, "curriculum",
        f"unknown curriculum; choose one of {', '.join(teacher.CURRICULA)}")
+  need(config.conv_impl == "auto" or config.conv_impl in layers.CONV_IMPLS, "conv_impl",
+       f"unknown implementation; choose auto or one of {', '.join(layers.CONV_IMPLS)}")
+  need(config.pool_impl == "auto" or config.pool_impl in layers.POOL_IMPLS, "pool_impl",
+       f"unknown implementation; choose auto or one of {', '.join(layers.POOL_IMPLS)}")
   need(config.remat in inner_loop.REMAT_POLICIES, "remat",
        f"unknown policy; choose one of {', '.join(inner_loop.REMAT_POLICIES)}")
   for field, names in (("learner", learner_names(config)),
@@ -242,6 +251,15 @@ def validate_for_data(config, image_shape: tuple[int, int, int], num_train: int)
         "but the generator needs height and width divisible by 4; use teacher=distillation")
   if num_train < 1:
     raise ConfigError(f"data set {config.dataset!r} has no training images")
+
+
+def with_resolved_impls(config) -> ml_collections.ConfigDict:
+  """A copy of `config` with conv_impl and pool_impl resolved ("auto" becomes
+  this backend's choice): what a run's specs use and its config.json records."""
+  resolved = ml_collections.ConfigDict(config.to_dict())
+  resolved.conv_impl = layers.resolve_impl("conv2d", config.conv_impl)
+  resolved.pool_impl = layers.resolve_impl("max_pool", config.pool_impl)
+  return resolved
 
 
 def to_json(config) -> str:

@@ -46,6 +46,11 @@ class LearnerSpec:
     min_width_fraction: lower bound of the sampled width fraction.
     weight_norm: weight-normalised kernels (the paper's learners); False gives
       plain Kaiming-initialised kernels (the ablation).
+    conv_impl: `layers.conv2d` implementation, "auto" (by backend) or one of
+      `layers.CONV_IMPLS`. Same values to float rounding; a field so that it
+      is part of the jit cache key.
+    pool_impl: `layers.max_pool` implementation, "auto" or one of
+      `layers.POOL_IMPLS`.
   """
   name: str
   input_shape: tuple[int, int, int]
@@ -56,6 +61,12 @@ class LearnerSpec:
   random_widths: bool = False
   min_width_fraction: float = 0.25
   weight_norm: bool = True
+  conv_impl: str = "auto"
+  pool_impl: str = "auto"
+
+  def __post_init__(self):
+    layers.check_impl("conv2d", self.conv_impl)
+    layers.check_impl("max_pool", self.pool_impl)
 
   @property
   def hidden_layer_widths(self) -> tuple[int, ...]:
@@ -128,8 +139,8 @@ class LearnerSpec:
 
     h = x
     for p in params["conv"]:
-      h = layers.conv2d(h, layers.kernel_of(p))
-      h = layers.max_pool(h)
+      h = layers.conv2d(h, layers.kernel_of(p), impl=self.conv_impl)
+      h = layers.max_pool(h, impl=self.pool_impl)
       h = normalise_and_activate(h, p["bn_bias"])
     h = layers.global_avg_pool(h) if self.global_pool else h.reshape(h.shape[0], -1)
     for p in params["hidden"]:
@@ -186,10 +197,12 @@ def learner_name_error(name: str) -> str | None:
 
 
 def make_learner(name: str, input_shape: tuple[int, int, int], num_classes: int,
-                 random_widths: bool = False, weight_norm: bool = True):
+                 random_widths: bool = False, weight_norm: bool = True,
+                 conv_impl: str = "auto", pool_impl: str = "auto"):
   """The named learner for a data set's image shape and classes: a
   `LearnerSpec`, or for "cell:..." a `gtnjax.nas.network.CellNetworkSpec`
-  (same init/apply interface)."""
+  (same init/apply interface). conv_impl and pool_impl: see `LearnerSpec`;
+  a run takes them from its config."""
   error = learner_name_error(name)
   if error:
     raise ValueError(error)
@@ -198,8 +211,9 @@ def make_learner(name: str, input_shape: tuple[int, int, int], num_classes: int,
       raise ValueError(f"random_widths is not supported for cell learners ({name})")
     from gtnjax.nas import network, space
     return network.make(space.from_string(name[len(CELL_PREFIX):]), tuple(input_shape),
-                        num_classes, weight_norm=weight_norm)
+                        num_classes, weight_norm=weight_norm, conv_impl=conv_impl)
   conv, hidden, pool = ARCHITECTURES[name]
   return LearnerSpec(name=name, input_shape=tuple(input_shape), num_classes=num_classes,
                      conv_widths=conv, hidden_widths=hidden, global_pool=pool,
-                     random_widths=random_widths, weight_norm=weight_norm)
+                     random_widths=random_widths, weight_norm=weight_norm,
+                     conv_impl=conv_impl, pool_impl=pool_impl)

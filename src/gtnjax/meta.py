@@ -19,7 +19,8 @@ import optax
 
 from gtnjax import inner_loop
 from gtnjax.learners import LearnerSpec
-from gtnjax.teacher import SATURATION_THRESHOLD, TeacherSpec, draw_rows
+from gtnjax.generator import SATURATION_THRESHOLD
+from gtnjax.teacher import TeacherSpec, draw_rows
 
 Params = dict[str, Any]
 # Optional hook for `gtnjax.parallel`: called inside `meta_loss` as

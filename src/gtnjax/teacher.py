@@ -8,7 +8,7 @@ generator with each curriculum and the two baselines, so the inner loop,
 evaluation and export never need to know which teacher made the data.
 
 Kinds:
-  generator     the paper's conditional generator fed by a curriculum:
+  generator     the paper's conditional generator (gtnjax.generator) fed by a curriculum:
                   full            a learned [T, B, Z] tensor of inputs, one row per
                                   step, labels fixed and balanced;
                   none            fresh N(0, 1) noise and random labels each step;
@@ -37,6 +37,7 @@ import jax
 import jax.numpy as jnp
 
 from gtnjax import layers
+from gtnjax.generator import generator_apply, init_generator
 
 Params = dict[str, Any]
 
@@ -44,8 +45,6 @@ TEACHER_KINDS = ("generator", "real_data", "distillation")
 CURRICULA = ("full", "none", "shuffled_batch", "shuffled_all", "gaussian")
 MOMENTUM_PARAMETERISATIONS = ("log", "sigmoid")
 OUTPUT_INITS = ("data", "none")
-# |x| above this is tanh's flat tail of the generator's 2 tanh output (tanh > 0.95).
-SATURATION_THRESHOLD = 1.9
 
 
 def draw_rows(key: jax.Array, images: jax.Array, labels: jax.Array,
@@ -89,6 +88,12 @@ class TeacherSpec:
       output layer, a gtnjax choice) or "none" (Kaiming only, the paper's code).
     weight_norm: weight-normalised generator kernels (the paper's); False for
       plain kernels (the ablation).
+    conv_impl: the generator's `layers.conv2d` implementation, "auto" (by
+      backend) or one of `layers.CONV_IMPLS`; a field so that it is part of
+      the jit cache key.
+    pool_impl: `layers.max_pool` implementation ("auto" or one of
+      `layers.POOL_IMPLS`). The generator does not pool; the field is here so
+      that a run's teacher and learner specs carry the same choice.
   """
   kind: str
   curriculum: str
@@ -105,8 +110,12 @@ class TeacherSpec:
   generator_padding: str = "zeros"
   output_init: str = "data"
   weight_norm: bool = True
+  conv_impl: str = "auto"
+  pool_impl: str = "auto"
 
   def __post_init__(self):
+    layers.check_impl("conv2d", self.conv_impl)
+    layers.check_impl("max_pool", self.pool_impl)
     if self.momentum_parameterisation not in MOMENTUM_PARAMETERISATIONS:
       raise ValueError(f"unknown momentum_parameterisation {self.momentum_parameterisation!r}: "
                        f"choose one of {MOMENTUM_PARAMETERISATIONS}")
@@ -168,7 +177,7 @@ class TeacherSpec:
       params["generator"] = init_generator(
           gen_key, z + self.num_classes, self.image_shape,
           first_inputs if self.output_init == "data" else None, self.generator_padding,
-          self.weight_norm)
+          self.weight_norm, conv_impl=self.conv_impl)
     elif self.kind == "distillation":
       params["pixels"] = jax.random.normal(curriculum_key, (t, b, *self.image_shape))
     if self.soft_labels:
@@ -249,97 +258,7 @@ class TeacherSpec:
     """
     inputs = jnp.concatenate([noise, one_hot], axis=-1)
     one_step = jax.checkpoint(lambda z: generator_apply(
-        generator_params, z, self.image_shape, self.generator_padding))
+        generator_params, z, self.image_shape, self.generator_padding,
+        conv_impl=self.conv_impl))
     return jax.lax.map(one_step, inputs, batch_size=min(self.generator_chunk, inputs.shape[0]))
 
-
-# ---------------------------------------------------------------- generator
-GENERATOR_HIDDEN = 1024
-GENERATOR_CHANNELS = (128, 64)
-
-
-# Standard deviation of the output layer's pre-tanh activations after the
-# data-dependent initialisation: 2 tanh(0.5 N(0, 1)) has std ~0.9, close to
-# the unit variance of normalised real images, and stays off tanh's flat tails.
-OUTPUT_PRE_TANH_STD = 0.5
-
-
-def init_generator(key: jax.Array, input_size: int, image_shape: tuple[int, int, int],
-                   first_inputs: jax.Array | None = None,
-                   padding_mode: str = "zeros", weight_norm: bool = True) -> Params:
-  """The paper's conditional generator (see `generator_apply`).
-
-  The single-channel output conv sums hundreds of mostly positive LeakyReLU
-  outputs, so with Kaiming init alone its pre-tanh mean is a random offset
-  (on digits 2% of untrained pixels start at |x| > 1.9, on tanh's flat tails;
-  `experiments/meta_lr_study.py`). As weight norm's authors prescribe
-  (Salimans & Kingma, 2016, sec. 3), the output layer's scale and bias are
-  set from one batch (`first_inputs`, [B, Z + K]) so its pre-tanh activations
-  have zero mean and std OUTPUT_PRE_TANH_STD per channel. Without
-  `first_inputs` (the paper's code) the output layer keeps its Kaiming init.
-  """
-  h, w, c = image_shape
-  c0, c1 = GENERATOR_CHANNELS
-  keys = jax.random.split(key, 4)
-
-  def bn(width):
-    return {"scale": jnp.ones((width,)), "bias": jnp.zeros((width,))}
-
-  params = {
-      "fc1": layers.init_weight_norm(keys[0], (input_size, GENERATOR_HIDDEN), weight_norm),
-      "bn1": bn(GENERATOR_HIDDEN),
-      "fc2": layers.init_weight_norm(keys[1], (GENERATOR_HIDDEN, (h // 4) * (w // 4) * c0),
-                                     weight_norm),
-      "bn2": bn((h // 4) * (w // 4) * c0),
-      "conv1": layers.init_weight_norm(keys[2], (3, 3, c0, c1), weight_norm),
-      "bn3": bn(c1),
-      "conv2": {**layers.init_weight_norm(keys[3], (3, 3, c1, c), weight_norm),
-                "bias": jnp.zeros((c,))},
-  }
-  if first_inputs is not None:
-    pre_tanh = _generator_pre_tanh(params, first_inputs, image_shape, padding_mode)
-    mean = jnp.mean(pre_tanh, axis=(0, 1, 2))
-    gain = OUTPUT_PRE_TANH_STD / (jnp.std(pre_tanh, axis=(0, 1, 2)) + 1e-6)
-    gained = "scale" if weight_norm else "kernel"  # a per-output-channel factor either way
-    params["conv2"][gained] = params["conv2"][gained] * gain
-    params["conv2"]["bias"] = -mean * gain
-  return params
-
-
-def generator_apply(params: Params, inputs: jax.Array,
-                    image_shape: tuple[int, int, int], padding_mode: str = "zeros") -> jax.Array:
-  """One batch of generated images.
-
-  noise ++ one-hot -> WN-linear 1024 -> BN -> LeakyReLU -> WN-linear
-  (H/4)(W/4)128 -> BN -> LeakyReLU -> [upsample x2, WN-conv3x3 128->64, BN,
-  LeakyReLU] -> [upsample x2, WN-conv3x3 64->C] -> 2 tanh.
-
-  Args:
-    params: from `init_generator`.
-    inputs: [B, Z + K] noise concatenated with the one-hot label.
-    image_shape: (H, W, C).
-    padding_mode: of the upsampling convolutions, "zeros" or "reflect".
-
-  Returns:
-    [B, H, W, C] images in [-2, 2] (the normalised input space).
-  """
-  return 2.0 * jnp.tanh(_generator_pre_tanh(params, inputs, image_shape, padding_mode))
-
-
-def _generator_pre_tanh(params: Params, inputs: jax.Array,
-                        image_shape: tuple[int, int, int], padding_mode: str) -> jax.Array:
-  h, w, _ = image_shape
-  p = params
-
-  def wn(name):
-    return layers.kernel_of(p[name])
-
-  def bn(x, name):
-    return layers.batch_norm(x, p[name]["scale"], p[name]["bias"])
-
-  x = layers.leaky_relu(bn(layers.dense(inputs, wn("fc1")), "bn1"))
-  x = layers.leaky_relu(bn(layers.dense(x, wn("fc2")), "bn2"))
-  x = x.reshape(x.shape[0], h // 4, w // 4, GENERATOR_CHANNELS[0])
-  x = layers.upsample_conv2d(x, wn("conv1"), padding_mode)
-  x = layers.leaky_relu(bn(x, "bn3"))
-  return layers.upsample_conv2d(x, wn("conv2"), padding_mode) + p["conv2"]["bias"]

@@ -5,7 +5,8 @@
     summary = train.train(cfg, "runs/digits")
 
 A run owns one workdir:
-  config.json        the config it was started with (resuming checks it);
+  config.json        the config it was started with, "auto" implementations
+                     resolved (resuming checks it);
   metrics.jsonl      one JSON object per logged meta-step;
   tensorboard/       event files of the same metrics;
   checkpoints/       Orbax checkpoints (every `checkpoint_every` steps and at the end);
@@ -48,9 +49,7 @@ class Run:
     return self.setup.teacher
 
   def learner_spec(self, name: str) -> learners.LearnerSpec:
-    return learners.make_learner(name, self.dataset.image_shape, self.dataset.num_classes,
-                                 random_widths=self.config.random_widths,
-                                 weight_norm=self.config.weight_norm)
+    return _learner_spec(self.config, name, self.dataset)
 
   def keys(self) -> tuple[jax.Array, jax.Array]:
     """(teacher-init key, meta-training key), both from config.seed."""
@@ -64,6 +63,7 @@ def prepare(config, *, data_dir: str | None = None) -> Run:
   data.check_available(config.dataset, data_dir=data_dir)
   dataset = data.load(config.dataset, data_dir=data_dir)
   gconfig.validate_for_data(config, dataset.image_shape, dataset.train_images.shape[0])
+  impls = gconfig.with_resolved_impls(config)
   tspec = teacher.TeacherSpec(
       kind=config.teacher, curriculum=config.curriculum, image_shape=dataset.image_shape,
       num_classes=dataset.num_classes, inner_steps=config.inner_steps,
@@ -72,11 +72,8 @@ def prepare(config, *, data_dir: str | None = None) -> Run:
       init_momentum=config.init_inner_momentum, generator_chunk=config.generator_chunk,
       momentum_parameterisation=config.momentum_parameterisation,
       generator_padding=config.generator_padding, output_init=config.output_init,
-      weight_norm=config.weight_norm)
-  specs = tuple(learners.make_learner(n, dataset.image_shape, dataset.num_classes,
-                                      random_widths=config.random_widths,
-                                      weight_norm=config.weight_norm)
-                for n in gconfig.learner_names(config))
+      weight_norm=config.weight_norm, conv_impl=impls.conv_impl, pool_impl=impls.pool_impl)
+  specs = tuple(_learner_spec(config, n, dataset) for n in gconfig.learner_names(config))
   setup = meta.MetaSetup(teacher=tspec, learners=specs, population=config.population,
                          meta_batch_size=config.meta_batch_size,
                          probe_every=config.probe_every or config.inner_steps,
@@ -85,6 +82,16 @@ def prepare(config, *, data_dir: str | None = None) -> Run:
                                   config.final_relative_lr, config.grad_clip,
                                   config.adam_b1, config.adam_b2)
   return Run(config, dataset, setup, optimizer)
+
+
+def _learner_spec(config, name: str, dataset: data.Dataset) -> learners.LearnerSpec:
+  # One place, so that the specs of meta-training and of evaluation are equal
+  # (one compilation) and use the implementations config.json records.
+  impls = gconfig.with_resolved_impls(config)
+  return learners.make_learner(name, dataset.image_shape, dataset.num_classes,
+                               random_widths=config.random_widths,
+                               weight_norm=config.weight_norm,
+                               conv_impl=impls.conv_impl, pool_impl=impls.pool_impl)
 
 
 def _check_workdir_config(workdir: str, config) -> None:
@@ -180,13 +187,19 @@ class MetaTrainResult:
 
 
 def _write_config(workdir: str, config) -> None:
-  """Create the workdir, refuse a different run's, record this config (process 0)."""
+  """Create the workdir, refuse a different run's, record this config (process 0).
+
+  conv_impl and pool_impl are recorded resolved ("gemm", not "auto"), so the
+  record says what ran. They are not run-defining (the implementations agree
+  to float rounding), so a resumed run started with "auto" accepts its own
+  record, and one may resume on a backend with another default.
+  """
   os.makedirs(workdir, exist_ok=True)
   _check_workdir_config(workdir, config)
   if jax.process_index() == 0:  # atomically: other processes may be reading it
     tmp = os.path.join(workdir, "config.json.tmp")
     with open(tmp, "w") as f:
-      f.write(gconfig.to_json(config))
+      f.write(gconfig.to_json(gconfig.with_resolved_impls(config)))
     os.replace(tmp, os.path.join(workdir, "config.json"))
 
 

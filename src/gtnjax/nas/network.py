@@ -61,6 +61,7 @@ class CellNetworkSpec:
     channels: C, the width of stage 0 (stages 1 and 2 have 2C and 4C).
     cells_per_stage: cells in each of the 3 stages.
     weight_norm: weight-normalised kernels (False: plain Kaiming kernels).
+    conv_impl: `layers.conv2d` implementation ("auto": chosen by backend).
   """
   encoding: tuple[int, ...] | None
   input_shape: tuple[int, int, int]
@@ -68,8 +69,10 @@ class CellNetworkSpec:
   channels: int = 8
   cells_per_stage: int = 1
   weight_norm: bool = True
+  conv_impl: str = "auto"
 
   def __post_init__(self):
+    layers.check_impl("conv2d", self.conv_impl)
     if self.encoding is not None:
       object.__setattr__(self, "encoding", space.validate(self.encoding))
     if self.channels < 1 or self.cells_per_stage < 1:
@@ -178,7 +181,7 @@ class CellNetworkSpec:
 
     def conv_bn_act(p, h, padding=1):
       given = None if batch_means is None else batch_means[len(used_means)]
-      h = layers.conv2d(h, layers.kernel_of(p), padding)
+      h = layers.conv2d(h, layers.kernel_of(p), padding, impl=self.conv_impl)
       h, mean = layers.mean_only_batch_norm(h, p["bn_bias"], given)
       used_means.append(mean)
       preacts.append(h)
@@ -300,9 +303,9 @@ def count_flops(spec: CellNetworkSpec) -> int:
 
 
 def make(encoding: Sequence[int] | None, input_shape, num_classes: int, *,
-         channels: int = 8, cells_per_stage: int = 1, weight_norm: bool = True
-         ) -> CellNetworkSpec:
+         channels: int = 8, cells_per_stage: int = 1, weight_norm: bool = True,
+         conv_impl: str = "auto") -> CellNetworkSpec:
   return CellNetworkSpec(encoding=None if encoding is None else tuple(encoding),
                          input_shape=tuple(input_shape), num_classes=num_classes,
                          channels=channels, cells_per_stage=cells_per_stage,
-                         weight_norm=weight_norm)
+                         weight_norm=weight_norm, conv_impl=conv_impl)
