@@ -212,3 +212,21 @@ def test_analysis_writes_summary_and_plot(tmp_path):
   assert (tmp_path / "proxies_vs_ground_truth.png").stat().st_size > 1000
   assert summary["search"]["gtn"]["random"]["chosen_validation"] <= max(
       r["val_acc_seed0"] for r in rows)
+
+
+def test_nas_command_rejects_bad_configs_before_work(tmp_path, capsys, monkeypatch):
+  from gtnjax import cli
+  # Already set, so the command leaves the process environment alone.
+  monkeypatch.setenv("XLA_FLAGS", "--xla_backend_optimization_level=1")
+  bad = tmp_path / "bad_nas.py"
+  bad.write_text(
+      "from gtnjax.nas.config import default_config\n"
+      "def get_config(arg=None):\n"
+      "  c = default_config()\n"
+      "  c.ground_truth_steps = 100\n"
+      "  c.teacher.dataset = c.dataset\n"
+      "  c.teacher.inner_steps = c.gtn_steps\n"
+      "  return c\n")
+  assert cli.main(["nas", "--config", str(bad), "--workdir", str(tmp_path / "w")]) == 2
+  assert "ground_truth_steps" in capsys.readouterr().err
+  assert not (tmp_path / "w").exists()

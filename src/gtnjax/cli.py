@@ -116,9 +116,14 @@ def _run(args, overrides) -> int:
     from gtnjax.nas import config as nas_config
     from gtnjax.nas import pipeline
     config = nas_config.load(args.config)
-    summary = pipeline.run(config, args.workdir, ground_truth_path=args.ground_truth,
-                           train_ground_truth=not args.no_ground_truth_training,
-                           progress=not args.no_progress)
+    try:
+      summary = pipeline.run(config, args.workdir, ground_truth_path=args.ground_truth,
+                             train_ground_truth=not args.no_ground_truth_training,
+                             progress=not args.no_progress)
+    except train.Preempted as e:
+      print(f"the teacher's meta-training stopped at meta-step {e.step} with a checkpoint "
+            f"in {args.workdir}/teacher; rerun the same command to resume")
+      return 0
     print(f"{summary['num_candidates']} candidates; summary in "
           f"{os.path.join(args.workdir, 'summary.json')}")
     return 0

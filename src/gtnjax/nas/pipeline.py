@@ -316,7 +316,10 @@ def run(config, workdir: str, *, ground_truth_path: str | None = None,
         f"{path} has {len(rows)} ground-truth rows; train them first "
         "(experiments/nas_ground_truth.py) or let gtnjax nas train them")
   teacher_dir = os.path.join(workdir, "teacher")
-  train.train(config.teacher, teacher_dir, progress=progress)
+  if not os.path.exists(os.path.join(teacher_dir, "summary.json")):  # else finished
+    result = train.train(config.teacher, teacher_dir, progress=progress)
+    if result.get("preempted"):
+      raise train.Preempted(result["step"])
   teacher_run, teacher_params, _ = train.load_teacher(teacher_dir)
   untrained_params = teacher_run.teacher_spec.init(teacher_run.keys()[0])
   real_lr = choose_real_lr(config, teacher_run, dataset, workdir, log)
