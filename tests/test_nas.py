@@ -65,20 +65,19 @@ def test_masked_population_equals_static_networks():
   """One vmapped masked program over several architectures gives each static
   network's logits (same key => same weights on the live operations)."""
   cells = [enc("conv3x3-skip-conv1x1-conv3x3-avg_pool3x3-skip"),
-           enc("avg_pool3x3-conv3x3-conv1x1-skip-skip-none"),
-           enc("none-none-none-conv1x1-none-none")]
-  x = jax.random.normal(jax.random.key(0), (4, 12, 12, 1))
-  masked = network.make(None, (12, 12, 1), 3, channels=2)
+           enc("avg_pool3x3-conv3x3-conv1x1-skip-skip-none")]
+  x = jax.random.normal(jax.random.key(0), (3, 8, 8, 1))
+  masked = network.make(None, (8, 8, 1), 3, channels=2)
   keys = jax.random.split(jax.random.key(1), len(cells))
-  params = jax.vmap(masked.init)(keys, jnp.array(cells))
-  logits = jax.vmap(lambda p: masked.apply(p, x)[0])(params)
+  params = jax.jit(jax.vmap(masked.init))(keys, jnp.array(cells))
+  logits = jax.jit(jax.vmap(lambda p: masked.apply(p, x)[0]))(params)
   for i, cell in enumerate(cells):
-    static = network.make(cell, (12, 12, 1), 3, channels=2)
-    want, means = static.apply(static.init(keys[i]), x)
+    static = network.make(cell, (8, 8, 1), 3, channels=2)
+    want, means = jax.jit(lambda k: static.apply(static.init(k), x))(keys[i])
     np.testing.assert_allclose(logits[i], want, rtol=1e-5, atol=1e-5)
     assert len(means) == len(static.hidden_layer_widths)
   # The mask is architecture, not a weight: no gradient reaches it.
-  grads = jax.grad(lambda p: jnp.sum(masked.apply(p, x)[0]))(
+  grads = jax.jit(jax.grad(lambda p: jnp.sum(masked.apply(p, x)[0])))(
       jax.tree.map(lambda a: a[0], params))
   assert float(jnp.abs(grads["op_mask"]).sum()) == 0.0
 
@@ -95,10 +94,10 @@ def test_parameter_and_flop_counts():
 
 
 def test_zero_cost_proxies_are_finite_and_track_size():
-  x = jax.random.normal(jax.random.key(0), (8, 12, 12, 1))
+  x = jax.random.normal(jax.random.key(0), (8, 8, 8, 1))
   y = jnp.arange(8) % 3
-  small = network.make(enc("skip-none-none-none-skip-none"), (12, 12, 1), 3, channels=2)
-  big = network.make(enc("conv3x3-conv3x3-conv3x3-conv3x3-conv3x3-conv3x3"), (12, 12, 1), 3,
+  small = network.make(enc("skip-none-none-none-skip-none"), (8, 8, 1), 3, channels=2)
+  big = network.make(enc("conv3x3-conv3x3-conv3x3-conv3x3-conv3x3-conv3x3"), (8, 8, 1), 3,
                      channels=2)
   s = {k: float(v) for k, v in proxies.zero_cost_scores(small, jax.random.key(1), x, y).items()}
   b = {k: float(v) for k, v in proxies.zero_cost_scores(big, jax.random.key(1), x, y).items()}
@@ -114,13 +113,14 @@ def test_zero_cost_proxies_are_finite_and_track_size():
 def test_cell_learner_trains_through_the_inner_loop():
   """A cell network is a gtnjax learner: init_state / sgd_step work unchanged."""
   from gtnjax import inner_loop, learners
-  spec = learners.make_learner("cell:conv3x3-skip-none-conv1x1-none-skip", (12, 12, 1), 3)
+  spec = learners.make_learner("cell:conv3x3-skip-none-conv1x1-none-skip", (8, 8, 1), 3)
   state = inner_loop.init_state(spec, jax.random.key(0))
-  x = jax.random.normal(jax.random.key(1), (6, 12, 12, 1))
+  x = jax.random.normal(jax.random.key(1), (6, 8, 8, 1))
   y = jax.nn.one_hot(jnp.arange(6) % 3, 3)
+  step = jax.jit(lambda state: inner_loop.sgd_step(spec, state, x, y, 0.1, 0.5))
   losses = []
-  for _ in range(5):
-    state, loss = inner_loop.sgd_step(spec, state, x, y, 0.1, 0.5)
+  for _ in range(4):
+    state, loss = step(state)
     losses.append(float(loss))
   assert losses[-1] < losses[0]
   with pytest.raises(ValueError, match="unknown operation"):

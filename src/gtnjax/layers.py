@@ -48,12 +48,18 @@ def init_weight_norm(key: jax.Array, shape: tuple[int, ...], normalised: bool = 
   """Kaiming-initialised direction with its norm as the initial scale; with
   `normalised=False` the same Kaiming kernel as a plain `kernel` (the
   weight-norm ablation). `kernel_of` reads either form."""
-  fan_in = math.prod(shape[:-1])
-  direction = kaiming_normal(key, shape, fan_in)
+  return weight_norm_init_from(kaiming_normal(key, shape, math.prod(shape[:-1])), normalised)
+
+
+def weight_norm_init_from(direction: jax.Array, normalised: bool = True
+                          ) -> dict[str, jax.Array]:
+  """`init_weight_norm` for a kernel drawn elsewhere: the direction with its
+  per-output norm as the scale, or the plain `kernel` if not `normalised`."""
   if not normalised:
     return {"kernel": direction}
-  scale = jnp.sqrt(jnp.sum(jnp.square(direction), axis=tuple(range(len(shape) - 1))))
-  return {"direction": direction, "scale": scale}
+  reduce_axes = tuple(range(direction.ndim - 1))
+  return {"direction": direction,
+          "scale": jnp.sqrt(jnp.sum(jnp.square(direction), axis=reduce_axes))}
 
 
 def kernel_of(params: dict[str, jax.Array]) -> jax.Array:
