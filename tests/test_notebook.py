@@ -11,6 +11,8 @@ from nbconvert.preprocessors import ExecutePreprocessor
     ("quickstart", ("gtn_test_accuracy", "real_data_learned_schedule_test_accuracy",
                     "learned learning rates")),
     ("curriculum", ("learned momenta", "GTN", "real data, learned schedule")),
+    # Reads the committed results/nas_fmnist study; no training.
+    ("nas", ("isomorphic cells share a hash: True", "test-retest Spearman", "evolution picks")),
 ])
 def test_notebook_executes(repo_root, tmp_path, name, expected):
   path = os.path.join(repo_root, "notebooks", f"{name}.ipynb")

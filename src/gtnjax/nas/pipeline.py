@@ -194,7 +194,8 @@ def analyse(config, rows, scores, costs, workdir, log) -> dict[str, Any]:
       "num_candidates": len(rows), "num_candidates_planned": config.num_candidates,
       "ground_truth_metric": "validation accuracy, seed 0",
       "ground_truth_steps": config.ground_truth_steps, "gtn_steps": config.gtn_steps,
-      "real_9x_steps": config.gtn_steps * config.long_proxy_factor, "proxies": {}}
+      "real_9x_steps": config.gtn_steps * config.long_proxy_factor,
+      "picked_sample_size": min(config.picked_sample_size, len(rows)), "proxies": {}}
   retest = [r for r in rows if r["val_acc_seed1"] is not None]
   if len(retest) >= 3:
     a = np.array([r["val_acc_seed0"] for r in retest])
