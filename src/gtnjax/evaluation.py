@@ -29,7 +29,7 @@ from gtnjax.teacher import InnerBatches, TeacherSpec, draw_rows
 EVAL_KEY_SALT = 0x5EED
 
 
-def _accuracy(spec: LearnerSpec, state: inner_loop.LearnerState, images: jax.Array,
+def split_accuracy(spec: LearnerSpec, state: inner_loop.LearnerState, images: jax.Array,
               labels: jax.Array, chunk: int = 1000) -> jax.Array:
   """Test-mode accuracy over a whole split, in chunks to bound activation memory."""
   n = images.shape[0]
@@ -80,7 +80,7 @@ def _teacher_accuracies(teacher_params, keys, train_images, train_labels, test_i
     teacher_key, learner_key = jax.random.split(key)
     batches = teacher_spec.batches(teacher_params, teacher_key, train_images, train_labels)
     state = train_learner(spec, learner_key, batches)
-    return _accuracy(spec, state, test_images, test_labels)
+    return split_accuracy(spec, state, test_images, test_labels)
   return jax.lax.map(one_seed, keys)
 
 
@@ -102,7 +102,7 @@ def _real_data_accuracies(lr, momentum, keys, train_images, train_labels, eval_i
                              num_classes=spec.num_classes, inner_steps=count - done,
                              batch_size=batch_size, lr=lr, momentum=momentum)
       state = continue_training(spec, state, batches)
-      accuracies.append(_accuracy(spec, state, eval_images, eval_labels))
+      accuracies.append(split_accuracy(spec, state, eval_images, eval_labels))
       done = count
     return jnp.stack(accuracies)
   return jax.lax.map(one_seed, keys)
@@ -116,9 +116,9 @@ def _accuracy_after_each_step(keys, batches_per_seed, test_images, test_labels, 
     key, batches = xs
     def step(state, batch):
       state, _ = inner_loop.sgd_step(spec, state, *batch)
-      return state, _accuracy(spec, state, test_images, test_labels)
+      return state, split_accuracy(spec, state, test_images, test_labels)
     state = inner_loop.init_state(spec, key)
-    initial = _accuracy(spec, state, test_images, test_labels)  # batch means still zero
+    initial = split_accuracy(spec, state, test_images, test_labels)  # batch means still zero
     _, accuracies = jax.lax.scan(step, state, batches)
     return jnp.concatenate([initial[None], accuracies])
   return jax.lax.map(one_seed, (keys, batches_per_seed))

@@ -19,7 +19,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from gtnjax import inner_loop
+from gtnjax import evaluation, inner_loop
 from gtnjax.nas.network import CellNetworkSpec
 
 
@@ -56,22 +56,10 @@ def train(spec: CellNetworkSpec, key: jax.Array, train_images: jax.Array,
 
 
 def accuracy(spec: CellNetworkSpec, state: inner_loop.LearnerState, images: jax.Array,
-             labels: jax.Array, chunk: int = 1000) -> jax.Array:
-  """Test-mode accuracy over a split (batch means of the last training batch)."""
-  n = images.shape[0]
-  chunk = min(chunk, n)
-  pad = (-n) % chunk
-  images = jnp.concatenate([images, jnp.zeros((pad, *images.shape[1:]), images.dtype)])
-  labels = jnp.concatenate([labels, jnp.full((pad,), -1, labels.dtype)])
-
-  def chunk_correct(xs):
-    x, y = xs
-    logits, _ = spec.apply(state.params, x, state.batch_means)
-    return jnp.sum(jnp.argmax(logits, -1) == y)
-
-  correct = jax.lax.map(chunk_correct, (images.reshape(-1, chunk, *images.shape[1:]),
-                                        labels.reshape(-1, chunk)))
-  return jnp.sum(correct) / n
+             labels: jax.Array) -> jax.Array:
+  """Test-mode accuracy over a split (batch means of the last training batch),
+  chunked like every gtnjax evaluation."""
+  return evaluation.split_accuracy(spec, state, images, labels)
 
 
 @functools.partial(jax.jit, static_argnames=("spec", "num_steps", "batch_size"))
