@@ -89,7 +89,7 @@ def _check_compatible(rows, config, path):
       if row[field] != want:
         raise ValueError(f"{path} was made with {field}={row[field]}, the config says {want}; "
                          "use the config that made it or another --out")
-  if abs(rows[0]["peak_lr"] - config.peak_lr) > 1e-12 if rows else False:
+  if rows and abs(rows[0]["peak_lr"] - config.peak_lr) > 1e-12:
     raise ValueError(f"{path} was made with peak_lr={rows[0]['peak_lr']}, the config says "
                      f"{config.peak_lr}")
 

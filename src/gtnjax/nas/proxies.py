@@ -164,8 +164,8 @@ def time_proxies(spec, teacher_spec, teacher_params, untrained_params, key, data
 def _zero_cost_one(spec, key, x, y, *, name):
   params = spec.init(key)
   if name in ("snip", "grad_norm"):
-    return globals()[name](spec, params, x, y)
-  return globals()[name](spec, params, x)
+    return {"snip": snip, "grad_norm": grad_norm}[name](spec, params, x, y)
+  return {"synflow": synflow, "naswot": naswot, "jacob_cov": jacob_cov}[name](spec, params, x)
 
 
 def _time(fn, args, repeats):
