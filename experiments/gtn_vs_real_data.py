@@ -25,6 +25,8 @@ import runner
 CPU = {name: os.path.join(runner.CONFIGS, f"{name}.py") + ":cpu"
        for name in ("mnist", "fashion_mnist")}
 UNSEEN = "cnn_small,mlp,cnn_gap,cnn"   # cnn_small is the training learner; the rest are unseen
+# A cell network of gtnjax.nas: a third architecture family neither teacher saw.
+CELL = "cell:conv3x3-skip-conv1x1-conv3x3-avg_pool3x3-skip"
 SUITE: runner.Suite = {
     "mnist_s0": (CPU["mnist"], {"seed": "0", "eval_learners": UNSEEN}),
     # The unseen learners are evaluated on MNIST seed 0's teacher only: together
@@ -33,7 +35,7 @@ SUITE: runner.Suite = {
     "mnist_s1": (CPU["mnist"], {"seed": "1"}),
     "fashion_mnist_s1": (CPU["fashion_mnist"], {"seed": "1"}),
     "mnist_population_cnn_small_mlp_s0": (CPU["mnist"], {"seed": "0", "learner": "cnn_small,mlp",
-                                                           "eval_learners": UNSEEN}),
+                                                           "eval_learners": f"{UNSEEN},{CELL}"}),
     "mnist_distillation_s0": (CPU["mnist"], {"seed": "0", "teacher": "distillation"}),
 }
 
