@@ -193,3 +193,20 @@ def test_changed_config_on_existing_workdir_is_refused(trained, repo_root):
 def test_override_parsing():
   rest, overrides = cli._split_overrides(["train", "--config.a=1", "--config.b", "2", "--x"])
   assert rest == ["train", "--x"] and overrides == {"a": "1", "b": "2"}
+
+
+def test_dashed_and_underscored_flags_mean_the_same():
+  """Flags are documented with dashes; the underscore spelling is accepted too."""
+  parser = cli._parser()
+  dashed = parser.parse_args(["train", "--workdir", "w", "--stop-after", "3", "--no-progress",
+                              "--coordinator-address", "h:1", "--num-processes", "2",
+                              "--process-id", "1"])
+  underscored = parser.parse_args(["train", "--workdir", "w", "--stop_after", "3",
+                                   "--no_progress", "--coordinator_address", "h:1",
+                                   "--num_processes", "2", "--process_id", "1"])
+  assert vars(dashed) == vars(underscored)
+  assert (dashed.stop_after, dashed.no_progress, dashed.coordinator_address,
+          dashed.num_processes, dashed.process_id) == (3, True, "h:1", 2, 1)
+  nas = parser.parse_args(["nas", "--workdir", "w", "--ground_truth", "g.csv",
+                           "--no-ground-truth-training"])
+  assert nas.ground_truth == "g.csv" and nas.no_ground_truth_training

@@ -16,5 +16,5 @@ export XLA_PYTHON_CLIENT_PREALLOCATE=false
 GPUS=$(nvidia-smi -L | wc -l)
 
 exec gtnjax train --config "$CONFIG" --workdir "$WORKDIR" \
-  --coordinator_address "$COORDINATOR" --num_processes "$NUM_NODES" --process_id "$NODE_RANK" \
+  --coordinator-address "$COORDINATOR" --num-processes "$NUM_NODES" --process-id "$NODE_RANK" \
   --config.population=$((NUM_NODES * GPUS)) --no-progress "$@"

@@ -48,6 +48,14 @@ def _split_overrides(argv: list[str]) -> tuple[list[str], dict[str, str]]:
   return rest, overrides
 
 
+def _flag(parser: argparse.ArgumentParser, name: str, **kwargs) -> None:
+  """Adds `--some-flag`, the documented spelling, and accepts `--some_flag` too."""
+  dashed = "--" + name.lstrip("-").replace("_", "-")
+  underscored = dashed.replace("-", "_").replace("__", "--", 1)
+  names = [dashed] + ([underscored] if underscored != dashed else [])
+  parser.add_argument(*names, dest=dashed[2:].replace("-", "_"), **kwargs)
+
+
 def _parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(prog="gtnjax", description="Generative Teaching Networks in JAX")
   parser.add_argument("--verbose", action="store_true", help="log at INFO level")
@@ -58,12 +66,12 @@ def _parser() -> argparse.ArgumentParser:
                  help=f"FILE.py[:ARG] with get_config(ARG) (default: {DEFAULT_CONFIG}, "
                  "else the built-in defaults); override fields with --config.FIELD=VALUE")
   p.add_argument("--workdir", required=True)
-  p.add_argument("--no-progress", action="store_true", help="no progress bar")
-  p.add_argument("--stop-after", type=int, default=None,
-                 help="stop with a checkpoint after this many meta-steps in total")
-  p.add_argument("--coordinator_address", default=None, help="multi-process: host:port of process 0")
-  p.add_argument("--num_processes", type=int, default=None)
-  p.add_argument("--process_id", type=int, default=None)
+  _flag(p, "--no-progress", action="store_true", help="no progress bar")
+  _flag(p, "--stop-after", type=int, default=None,
+        help="stop with a checkpoint after this many meta-steps in total")
+  _flag(p, "--coordinator-address", default=None, help="multi-process: host:port of process 0")
+  _flag(p, "--num-processes", type=int, default=None)
+  _flag(p, "--process-id", type=int, default=None)
 
   p = sub.add_parser("evaluate", help="train fresh learners on the teacher's data; print JSON")
   p.add_argument("--workdir", required=True)
@@ -87,12 +95,11 @@ def _parser() -> argparse.ArgumentParser:
   p.add_argument("--config", default=os.path.join("experiments", "configs", "nas_fmnist.py"),
                  help="FILE.py[:ARG] returning a gtnjax.nas.config config")
   p.add_argument("--workdir", required=True)
-  p.add_argument("--ground-truth", "--ground_truth", dest="ground_truth", default=None,
-                 help="the ground-truth CSV to use and extend (default: DIR/ground_truth.csv)")
-  p.add_argument("--no-ground-truth-training", "--no_ground_truth_training",
-                 dest="no_ground_truth_training", action="store_true",
-                 help="rank over the ground-truth rows already present; train none")
-  p.add_argument("--no-progress", "--no_progress", dest="no_progress", action="store_true")
+  _flag(p, "--ground-truth", default=None,
+        help="the ground-truth CSV to use and extend (default: DIR/ground_truth.csv)")
+  _flag(p, "--no-ground-truth-training", action="store_true",
+        help="rank over the ground-truth rows already present; train none")
+  _flag(p, "--no-progress", action="store_true")
   return parser
 
 
