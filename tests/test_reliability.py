@@ -14,8 +14,9 @@ ARGS = ["--config", "experiments/configs/digits.py:test", "--config.num_meta_ste
         "--config.checkpoint_every=3", "--config.eval_seeds=2", "--no-progress"]
 
 
-def start(workdir, repo_root):
-  return subprocess.Popen([sys.executable, "-m", "gtnjax.cli", "train", "--workdir",
+def start(workdir, repo_root, verbose=False):
+  return subprocess.Popen([sys.executable, "-m", "gtnjax.cli", *(["--verbose"] * verbose),
+                           "train", "--workdir",
                            str(workdir), *ARGS], cwd=repo_root, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True)
 
@@ -47,9 +48,22 @@ def test_sigkill_then_rerun_matches_uninterrupted(tmp_path, repo_root):
   wait_for_lines(killed, 5, process)  # mid-way between the checkpoints at 3 and 6
   process.send_signal(signal.SIGKILL)
   process.wait()
-  rerun = start(killed, repo_root)
+  # A run that finished (or stopped by itself) before the kill proves nothing.
+  assert process.returncode == -signal.SIGKILL
+  assert not (killed / "summary.json").exists()
+  checkpointed = max(int(s) for s in os.listdir(killed / "checkpoints") if s.isdigit())
+  assert 3 <= checkpointed < 12
+  before = open(killed / "metrics.jsonl", "rb").read().splitlines(keepends=True)
+
+  rerun = start(killed, repo_root, verbose=True)
   out, err = rerun.communicate(timeout=900)
   assert rerun.returncode == 0, err[-3000:]
+  # It resumed from the checkpoint and trained only the remaining meta-steps ...
+  assert f"from meta-step {checkpointed}" in err, err[-3000:]
+  after = open(killed / "metrics.jsonl", "rb").read().splitlines(keepends=True)
+  # ... keeping the lines up to the checkpoint byte for byte, timings included.
+  assert after[:checkpointed] == before[:checkpointed]
+  assert len(after) == 12
 
   assert metrics(killed) == metrics(reference)
   a, b = (json.load(open(d / "summary.json")) for d in (reference, killed))
