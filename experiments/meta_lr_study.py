@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gtnjax import config as gconfig, generator, meta, train
+from gtnjax import config as gconfig, generator, meta, parallel, train
 
 CONFIG = "experiments/configs/digits.py:test"
 
@@ -36,9 +36,9 @@ def probe_accuracy_curve(meta_lr: float, steps: int = 100) -> list[float]:
       "meta_lr": str(meta_lr), "num_meta_steps": str(steps)})
   run = train.prepare(config)
   init_key, train_key = run.keys()
-  state = meta.init_state(run.setup, run.optimizer, init_key)
-  step = meta.make_meta_step(run.setup, run.optimizer)
-  x, y = jnp.asarray(run.dataset.train_images), jnp.asarray(run.dataset.train_labels)
+  step, mesh = train.make_step_fn(run)
+  state, x, y = parallel.replicate((meta.init_state(run.setup, run.optimizer, init_key),
+                                    run.dataset.train_images, run.dataset.train_labels), mesh)
   accuracies = []
   for _ in range(steps):
     state, metrics = step(state, train_key, x, y)

@@ -25,21 +25,21 @@ _LOG = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
-def _quiet_background_errors():
-  """Silence the tracebacks that a failed restore's leftover I/O callbacks print.
+def _quiet_unraisable_errors():
+  """Silence the unraisable-exception reports of a failed restore's leftover I/O.
 
-  When tensorstore fails to read a corrupt file, its pending callbacks later
-  hit a closed asyncio loop and print 'Event loop is closed' tracebacks as
-  unraisable exceptions; the failure itself is reported by the exception we
-  catch, so these are noise.
+  When tensorstore fails to read a corrupt file, its pending callbacks hit a
+  closed asyncio loop and report 'Event loop is closed' as unraisable
+  exceptions (they cannot propagate to anyone); the failure itself is reported
+  by the exception we catch. Only `sys.unraisablehook` is swapped, and only
+  for the restore: an uncaught exception still reaches `sys.excepthook`.
   """
-  previous = sys.unraisablehook, sys.excepthook
+  previous = sys.unraisablehook
   sys.unraisablehook = lambda unraisable: None
-  sys.excepthook = lambda *args: None
   try:
     yield
   finally:
-    sys.unraisablehook, sys.excepthook = previous
+    sys.unraisablehook = previous
 
 
 class CheckpointError(RuntimeError):
@@ -125,7 +125,7 @@ class Checkpointer:
         problem = f"{len(damaged)} file(s) changed since saved, e.g. {damaged[0]}"
       else:
         try:
-          with _quiet_background_errors():
+          with _quiet_unraisable_errors():
             state = self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
           return step, state
         except Exception as e:  # any failure to read means this step is unusable

@@ -11,7 +11,7 @@ sharded over devices by `gtnjax.parallel` without changing this code.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -23,10 +23,21 @@ from gtnjax.generator import SATURATION_THRESHOLD
 from gtnjax.teacher import TeacherSpec, draw_rows
 
 Params = dict[str, Any]
-# Optional hook for `gtnjax.parallel`: called inside `meta_loss` as
-# constrain("population_keys", keys [A, P]) and constrain("probes", Probes), it
-# returns its input with a sharding constraint; None means no constraint.
-Constrain = Callable[[str, Any], Any]
+
+
+class Placement(NamedTuple):
+  """Where `meta_loss` lays out its batched arrays (`parallel.placement` builds
+  one for a mesh). It changes where the work runs, never the numbers drawn.
+
+  Attributes:
+    population_keys: sharding of the [A, P] learner keys; everything vmapped
+      over them (learner init, the unrolled inner loop, the probe losses and
+      their gradients) follows it.
+    probes: shardings the probe batches are constrained to, in turn (drawn
+      split, then gathered to every device).
+  """
+  population_keys: jax.sharding.Sharding
+  probes: tuple[jax.sharding.Sharding, ...]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,7 +102,7 @@ def population_keys(key: jax.Array, setup: MetaSetup) -> jax.Array:
 
 def meta_loss(teacher_params: Params, setup: MetaSetup, key: jax.Array,
               train_images: jax.Array, train_labels: jax.Array,
-              constrain: Constrain | None = None
+              placement: Placement | None = None
               ) -> tuple[jax.Array, dict[str, jax.Array]]:
   """Mean over the population of the summed probe losses.
 
@@ -101,8 +112,7 @@ def meta_loss(teacher_params: Params, setup: MetaSetup, key: jax.Array,
     key: this meta-step's randomness.
     train_images: [N, H, W, C] real images the probes are drawn from.
     train_labels: [N] int32.
-    constrain: optional sharding hook (see `Constrain`); it changes where the
-      work runs, never the random numbers drawn.
+    placement: optional sharding constraints (see `Placement`).
 
   Returns:
     (meta-loss, aux metrics: final probe loss and accuracy, means over learners).
@@ -114,9 +124,10 @@ def meta_loss(teacher_params: Params, setup: MetaSetup, key: jax.Array,
   probes = sample_probes(probe_key, train_images, train_labels,
                          setup.num_probes, setup.meta_batch_size)
   keys = population_keys(learner_key, setup)
-  if constrain is not None:
-    keys = constrain("population_keys", keys)
-    probes = constrain("probes", probes)
+  if placement is not None:
+    keys = jax.lax.with_sharding_constraint(keys, placement.population_keys)
+    for sharding in placement.probes:
+      probes = jax.lax.with_sharding_constraint(probes, sharding)
 
   losses, final_losses, final_accuracies = [], [], []
   for spec, spec_keys in zip(setup.learners, keys):
@@ -142,7 +153,7 @@ def meta_loss(teacher_params: Params, setup: MetaSetup, key: jax.Array,
 def meta_step(state: MetaState, key: jax.Array, train_images: jax.Array,
               train_labels: jax.Array, *, setup: MetaSetup,
               optimizer: optax.GradientTransformation,
-              constrain: Constrain | None = None) -> tuple[MetaState, dict[str, jax.Array]]:
+              placement: Placement | None = None) -> tuple[MetaState, dict[str, jax.Array]]:
   """One teacher update. A non-finite gradient leaves params and optimizer untouched.
 
   Args:
@@ -151,14 +162,14 @@ def meta_step(state: MetaState, key: jax.Array, train_images: jax.Array,
       resumed run draws exactly what an uninterrupted one would.
     train_images, train_labels: real data the probes are drawn from.
     setup, optimizer: static.
-    constrain: optional sharding hook passed to `meta_loss`.
+    placement: optional sharding constraints passed to `meta_loss`.
 
   Returns:
     (state after the step, scalar metrics).
   """
   step_key = jax.random.fold_in(key, state.step)
   (loss, aux), grads = jax.value_and_grad(meta_loss, has_aux=True)(
-      state.teacher_params, setup, step_key, train_images, train_labels, constrain)
+      state.teacher_params, setup, step_key, train_images, train_labels, placement)
   grad_norm = optax.tree.norm(grads)
   finite = jnp.isfinite(grad_norm) & jnp.isfinite(loss)
   updates, opt_state = optimizer.update(grads, state.opt_state, state.teacher_params)
@@ -183,8 +194,44 @@ def meta_step(state: MetaState, key: jax.Array, train_images: jax.Array,
   return new_state, metrics
 
 
-def make_meta_step(setup: MetaSetup, optimizer: optax.GradientTransformation, **jit_kwargs):
-  """`meta_step` jitted once for this setup, with the state donated."""
+def make_meta_step(setup: MetaSetup, optimizer: optax.GradientTransformation,
+                   mesh: jax.sharding.Mesh | None = None,
+                   data: Literal["replicated", "sharded"] = "replicated"):
+  """`meta_step` jitted once for this setup on `mesh`, with the state donated.
+
+  The one meta-step factory, for one device and many: the population is split
+  over the mesh's devices (`gtnjax.parallel` describes the layout); a 1-device
+  mesh is the single-device case, where the constraints cost nothing.
+
+  Args:
+    setup: static; population and meta_batch_size must be multiples of the
+      number of devices D.
+    optimizer: static.
+    mesh: from `parallel.make_mesh`; default this process's first device.
+    data: "replicated": train_images/labels on every device (place them once
+      with `parallel.replicate`; numpy arrays also work, but are copied to the
+      devices on every call); "sharded": split along N (build them with
+      `parallel.global_data`; N a multiple of D).
+
+  Returns:
+    `(state, key, train_images, train_labels) -> (state, metrics)`; state and
+    metrics come back replicated on the mesh. Place the first state there too
+    (`parallel.replicate(state, mesh)`): the step is traced for its inputs'
+    placement, so an unplaced state costs a second compile on the next call.
+  """
+  from gtnjax import parallel  # the mesh helpers build on this module
+  if mesh is None:  # this process's first device, also in a multi-process job
+    mesh = parallel.make_mesh(devices=jax.local_devices()[:1])
+  parallel.check_population(setup.population, setup.meta_batch_size, mesh)
+  if data not in ("replicated", "sharded"):
+    raise ValueError(f"data must be 'replicated' or 'sharded', got {data!r}")
+  everywhere = parallel.replicated(mesh)
+  data_in = everywhere if data == "replicated" else parallel.data_sharding(mesh)
+  placement = parallel.placement(mesh)
+
   def step_fn(state, key, train_images, train_labels):
-    return meta_step(state, key, train_images, train_labels, setup=setup, optimizer=optimizer)
-  return jax.jit(step_fn, donate_argnums=(0,), **jit_kwargs)
+    return meta_step(state, key, train_images, train_labels, setup=setup,
+                     optimizer=optimizer, placement=placement)
+
+  return jax.jit(step_fn, in_shardings=(everywhere, everywhere, data_in, data_in),
+                 out_shardings=(everywhere, everywhere), donate_argnums=(0,))

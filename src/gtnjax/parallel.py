@@ -49,27 +49,25 @@ API used by the training loop:
   parallel.initialize_distributed(coordinator_address, num_processes, process_id)
   mesh = parallel.make_mesh()                        # 1-D, axis "population"
   parallel.check_population(setup.population, setup.meta_batch_size, mesh)
-  step_fn = parallel.make_sharded_meta_step(setup, optimizer, mesh)
+  step_fn = meta.make_meta_step(setup, optimizer, mesh)
   state = parallel.replicate(meta.init_state(setup, optimizer, key), mesh)
   images, labels = parallel.replicate((images, labels), mesh)
-  state, metrics = step_fn(state, key, images, labels)   # same as meta.make_meta_step
+  state, metrics = step_fn(state, key, images, labels)   # as on a 1-device mesh
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Literal, Mapping
+from typing import Any, Mapping
 
 import jax
 import numpy as np
-import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from gtnjax import meta
 
 AXIS = "population"
-DataLayout = Literal["replicated", "sharded"]
 
 # Set to 1 to call jax.distributed.initialize() (auto-detection) where this
 # module's own detection finds no cluster, e.g. on a multi-host Cloud TPU VM
@@ -170,7 +168,7 @@ def is_main_process() -> bool:
 
 
 # ------------------------------------------------------------------ devices
-def make_mesh(num_devices: int | None = None) -> Mesh:
+def make_mesh(num_devices: int | None = None, devices: list | None = None) -> Mesh:
   """A 1-D mesh with axis "population" over the first `num_devices` devices.
 
   The axis type is Auto: the meta-step is written for one device and
@@ -180,8 +178,9 @@ def make_mesh(num_devices: int | None = None) -> Mesh:
   Args:
     num_devices: default all global devices (every process's); a smaller
       number is for tests on one process.
+    devices: the devices to take them from (default `jax.devices()`).
   """
-  devices = jax.devices()
+  devices = jax.devices() if devices is None else list(devices)
   if num_devices is not None:
     if not 1 <= num_devices <= len(devices):
       raise ValueError(f"num_devices={num_devices}, but {len(devices)} devices are visible")
@@ -240,7 +239,7 @@ def replicate(tree: Any, mesh: Mesh) -> Any:
 
   def place(x):
     if isinstance(x, jax.Array):
-      if x.sharding.is_equivalent_to(sharding, x.ndim):
+      if x.committed and x.sharding == sharding:
         return x
       if not multiprocess or not x.is_fully_addressable:
         return jax.device_put(x, sharding)
@@ -305,7 +304,7 @@ def global_data(local_images: np.ndarray, local_labels: np.ndarray, mesh: Mesh,
     num_examples: N of the whole training set (before `usable_examples`).
 
   Returns:
-    (train_images, train_labels) for `make_sharded_meta_step(..., data="sharded")`.
+    (train_images, train_labels) for `meta.make_meta_step(..., data="sharded")`.
   """
   n = usable_examples(num_examples, mesh)
   share = process_share(num_examples, mesh)
@@ -320,56 +319,10 @@ def global_data(local_images: np.ndarray, local_labels: np.ndarray, mesh: Mesh,
 
 
 # --------------------------------------------------------------- meta-step
-def population_constraint(mesh: Mesh) -> meta.Constrain:
-  """The `meta.Constrain` hook that lays the meta-loss out on `mesh`."""
-  keys_sharding = NamedSharding(mesh, P(None, AXIS))   # keys [A, P]
-  split_batch = NamedSharding(mesh, P(None, AXIS))     # probes [T/k, M, ...]
-  everywhere = replicated(mesh)
-
-  def constrain(name: str, tree: Any) -> Any:
-    if name == "population_keys":
-      # Everything vmapped over these keys (learner init, the unrolled inner
-      # loop, probe losses, their gradients) follows this split.
-      return jax.lax.with_sharding_constraint(tree, keys_sharding)
-    if name == "probes":
-      # Each device gathers M / D probe rows from the training set, then the
-      # rows are all-gathered: every learner is scored on all M.
-      tree = jax.lax.with_sharding_constraint(tree, split_batch)
-      return jax.lax.with_sharding_constraint(tree, everywhere)
-    return tree
-
-  return constrain
-
-
-def make_sharded_meta_step(setup: meta.MetaSetup, optimizer: optax.GradientTransformation,
-                           mesh: Mesh, data: DataLayout = "replicated"):
-  """`meta.meta_step` partitioned over `mesh`, jitted once, state donated.
-
-  Same signature and results as `meta.make_meta_step(setup, optimizer)`:
-  `(state, key, train_images, train_labels) -> (state, metrics)`.
-
-  Args:
-    setup: static; population and meta_batch_size must be multiples of D.
-    optimizer: static.
-    mesh: from `make_mesh`.
-    data: "replicated": train_images/labels on every device (place them once
-      with `replicate`; numpy arrays also work, but are copied to the devices
-      on every call); "sharded": split along N (build them with `global_data`;
-      N a multiple of D).
-
-  Returns:
-    The jitted step. Its state and metrics come back replicated.
-  """
-  check_population(setup.population, setup.meta_batch_size, mesh)
-  if data not in ("replicated", "sharded"):
-    raise ValueError(f"data must be 'replicated' or 'sharded', got {data!r}")
-  everywhere = replicated(mesh)
-  data_in = everywhere if data == "replicated" else data_sharding(mesh)
-  constrain = population_constraint(mesh)
-
-  def step_fn(state, key, train_images, train_labels):
-    return meta.meta_step(state, key, train_images, train_labels, setup=setup,
-                          optimizer=optimizer, constrain=constrain)
-
-  return jax.jit(step_fn, in_shardings=(everywhere, everywhere, data_in, data_in),
-                 out_shardings=(everywhere, everywhere), donate_argnums=(0,))
+def placement(mesh: Mesh) -> meta.Placement:
+  """The `meta.Placement` that lays the meta-loss out on `mesh`."""
+  # Each device gathers M / D probe rows from the training set, then the rows
+  # are all-gathered: every learner is scored on all M.
+  return meta.Placement(population_keys=NamedSharding(mesh, P(None, AXIS)),  # keys [A, P]
+                        probes=(NamedSharding(mesh, P(None, AXIS)),  # [T/k, M, ...]
+                                replicated(mesh)))

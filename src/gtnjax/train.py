@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gtnjax import (baselines, checkpointing, config as gconfig, data, evaluation, learners,
-                    meta, teacher)
+                    meta, parallel, teacher)
 
 _LOG = logging.getLogger(__name__)
 
@@ -169,14 +169,9 @@ def _any_process(flag: bool) -> bool:
 
 
 def make_step_fn(run: Run):
-  """The jitted meta-step: sharded over devices when more than one is used."""
-  num_devices = run.config.num_devices or jax.device_count()
-  if num_devices > 1:
-    from gtnjax import parallel  # imported lazily: single-device runs do not need it
-    mesh = parallel.make_mesh(num_devices)
-    parallel.check_population(run.config.population, run.config.meta_batch_size, mesh)
-    return parallel.make_sharded_meta_step(run.setup, run.optimizer, mesh), mesh
-  return meta.make_meta_step(run.setup, run.optimizer), None
+  """The jitted meta-step over `config.num_devices` devices (default all) and its mesh."""
+  mesh = parallel.make_mesh(run.config.num_devices or jax.device_count())
+  return meta.make_meta_step(run.setup, run.optimizer, mesh), mesh
 
 
 @dataclasses.dataclass
@@ -221,12 +216,8 @@ def meta_train(run: Run, workdir: str, *, progress: bool = True,
   train_images = run.dataset.train_images
   train_labels = run.dataset.train_labels
   step_fn, mesh = make_step_fn(run)
-  if mesh is not None:
-    from gtnjax import parallel
-    state, train_images, train_labels = parallel.replicate(
-        (state, train_images, train_labels), mesh)
-  else:
-    train_images, train_labels = jnp.asarray(train_images), jnp.asarray(train_labels)
+  state, train_images, train_labels = parallel.replicate(
+      (state, train_images, train_labels), mesh)
   checkpointer = checkpointing.Checkpointer(workdir, keep=config.keep_checkpoints)
   restored = checkpointer.restore_latest(state)
   start_step = 0

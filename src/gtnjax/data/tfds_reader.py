@@ -77,6 +77,8 @@ def _open_split(name: str, split: str, data_dir: str | None, builder):
       no split ``split``.
   """
   tfds = import_tfds()
+  # A prepared set lists its splits: an unknown one is caught here, not by
+  # reading the text of tfds' exception below.
   splits = dict(builder.info.splits) if builder.is_prepared() else {}
   if splits and split not in splits:
     raise DatasetError(
@@ -93,11 +95,6 @@ def _open_split(name: str, split: str, data_dir: str | None, builder):
       # tfds' own error for a missing set is a misleading "file format
       # TFRECORD is not supported"; name the real fix instead.
       raise DatasetError(_missing_message(name, where)) from e
-    if "Unknown split" in str(e):
-      raise DatasetError(
-          f"dataset {name!r} has no {split!r} split: pick another data set "
-          "or prepare one that has 'train' and 'test' splits"
-      ) from e
     if isinstance(e, NotImplementedError):
       raise DatasetError(
           f"dataset {name!r} under {where} is not stored in a random-access "
