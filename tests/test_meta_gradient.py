@@ -6,11 +6,9 @@ learning rates and momenta, soft labels, distilled pixels) is checked along a
 random direction of its own.
 """
 
-import jax
-import jax.numpy as jnp
-import numpy as np
 import pytest
 
+from _derivative_checks import check_directional_derivatives
 from gtnjax import learners, meta, teacher
 
 # Every test here runs in float64 (the `float64` fixture of conftest.py).
@@ -31,45 +29,6 @@ def tiny_setup(kind="generator", curriculum="full", soft_labels=False, remat="st
                                weight_norm=learner_weight_norm)
   return meta.MetaSetup(tspec, (lspec,), population=2, meta_batch_size=8,
                         probe_every=probe_every, remat=remat)
-
-
-def to_float64(tree):
-  return jax.tree.map(lambda a: a.astype(jnp.float64), tree)
-
-
-def check_directional_derivatives(setup, seed=0, eps=1e-5):
-  key = jax.random.key(seed)
-  data_key, init_key, step_key = jax.random.split(key, 3)
-  images = jax.random.normal(data_key, (40, *SHAPE), jnp.float64)
-  labels = jnp.arange(40) % CLASSES
-  params = to_float64(setup.teacher.init(init_key))
-
-  @jax.jit
-  def loss(p):
-    return meta.meta_loss(p, setup, step_key, images, labels)[0]
-
-  grads = jax.jit(jax.grad(loss))(params)
-  leaves, treedef = jax.tree.flatten(params)
-  grad_leaves = jax.tree.leaves(grads)
-  rng = np.random.default_rng(seed)
-  checked = 0
-  for i, (leaf, grad_leaf) in enumerate(zip(leaves, grad_leaves)):
-    direction = rng.standard_normal(leaf.shape)
-    direction /= np.linalg.norm(direction) + 1e-30
-
-    def shifted(sign):
-      moved = list(leaves)
-      moved[i] = leaf + sign * eps * direction
-      return float(loss(jax.tree.unflatten(treedef, moved)))
-
-    numeric = (shifted(+1) - shifted(-1)) / (2 * eps)
-    analytic = float(jnp.sum(grad_leaf * direction))
-    path = jax.tree_util.keystr(jax.tree_util.tree_flatten_with_path(params)[0][i][0])
-    assert abs(analytic) > 1e-10 or abs(numeric) < 1e-8, f"{path}: zero gradient"
-    np.testing.assert_allclose(analytic, numeric, rtol=2e-4, atol=1e-7, err_msg=path)
-    checked += 1
-  return checked, {jax.tree_util.keystr(p) for p, _ in
-                   jax.tree_util.tree_flatten_with_path(params)[0]}
 
 
 def test_generator_full_curriculum_every_leaf():

@@ -11,9 +11,9 @@ must be able to call `jax.distributed.initialize` first.
 
 import importlib
 
-__all__ = ["baselines", "checkpointing", "config", "data", "evaluation", "generator",
-           "inner_loop", "layers", "learners", "meta", "ops", "parallel", "teacher", "train",
-           "visualize"]
+__all__ = ["baselines", "checkpointing", "config", "data", "evaluation", "flax_learners",
+           "generator", "inner_loop", "layers", "learners", "meta", "ops", "parallel", "teacher",
+           "train", "visualize"]
 
 
 def __getattr__(name: str):

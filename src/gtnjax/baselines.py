@@ -15,7 +15,9 @@ Neither depends on the teacher being judged, so each is cached under
 config field it depends on (data set, learner, T, B, the sweep, the seeds, and
 for the learned schedule the meta-training fields): runs that differ only in
 their teacher share them. The learned-schedule baseline meta-trains in its own
-workdir there, so an interrupted one resumes.
+workdir there, so an interrupted one resumes. A learner with a `fingerprint`
+(a Flax module's definition, `gtnjax.flax_learners`) adds it to the key, so a
+changed module under an unchanged name is not given another's baselines.
 """
 
 from __future__ import annotations
@@ -50,6 +52,12 @@ def _key(kind: str, values: dict[str, Any]) -> str:
   return f"{kind}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
 
 
+def _fingerprints(specs) -> dict[str, str]:
+  """Fingerprints of the learners that have one (none for the built-in ones, so
+  that their keys are unchanged)."""
+  return {spec.name: spec.fingerprint for spec in specs if hasattr(spec, "fingerprint")}
+
+
 def _read_json(path: str) -> dict[str, Any] | None:
   try:
     with open(path) as f:
@@ -71,6 +79,10 @@ def constant_schedule(run, learner_name: str, num_seeds: int,
   """Cached `evaluation.evaluate_real_data` for one learner of `run`."""
   config = run.config
   values = {f: config[f] for f in _CONSTANT_FIELDS}
+  spec = run.learner_spec(learner_name)
+  fingerprint = _fingerprints([spec]).get(learner_name)
+  if fingerprint is not None:
+    values["learner_fingerprint"] = fingerprint
   path = os.path.join(cache_dir(config), _key(
       "constant", {**values, "learner": learner_name, "num_seeds": num_seeds,
                    "step_multiples": STEP_MULTIPLES}) + ".json")
@@ -78,7 +90,7 @@ def constant_schedule(run, learner_name: str, num_seeds: int,
   if cached is not None:
     return cached
   result = evaluation.evaluate_real_data(
-      run.learner_spec(learner_name), run.dataset, inner_steps=config.inner_steps,
+      spec, run.dataset, inner_steps=config.inner_steps,
       batch_size=config.inner_batch_size, lrs=config.baseline_lrs,
       momenta=config.baseline_momenta, seed=config.seed, num_seeds=num_seeds,
       step_multiples=STEP_MULTIPLES, progress=progress)
@@ -98,9 +110,14 @@ def learned_schedule_config(config):
   return out
 
 
-def learned_schedule_workdir(config) -> str:
+def learned_schedule_workdir(config, learner_specs=()) -> str:
+  """Where the learned-schedule baseline of `config` meta-trains; learner_specs:
+  the run's meta-training learners (only Flax ones change the folder)."""
   baseline = learned_schedule_config(config)
   values = {f: baseline[f] for f in gconfig.RUN_DEFINING_FIELDS}
+  fingerprints = _fingerprints(learner_specs)
+  if fingerprints:
+    values["learner_fingerprints"] = fingerprints
   return os.path.join(cache_dir(config), _key("learned_schedule", values))
 
 
@@ -109,14 +126,16 @@ def learned_schedule(run, learner_names: tuple[str, ...], num_seeds: int, *,
   """Test accuracy of fresh learners on real batches with a meta-learned
   schedule, per learner name; meta-trains the schedule on first use."""
   from gtnjax import train  # train uses this module
-  workdir = learned_schedule_workdir(run.config)
-  wanted = {name: _key("evaluation", {"learner": name, "num_seeds": num_seeds})
+  workdir = learned_schedule_workdir(run.config, run.setup.learners)
+  wanted = {name: _key("evaluation", {"learner": name, "num_seeds": num_seeds,
+                                      **_fingerprints([run.learner_spec(name)])})
             for name in learner_names}
   cached = _read_json(os.path.join(workdir, "evaluations.json")) or {}
   if all(key in cached for key in wanted.values()):
     return {name: cached[key] for name, key in wanted.items()}
 
-  baseline_run = train.prepare(learned_schedule_config(run.config))
+  baseline_run = train.prepare(learned_schedule_config(run.config),
+                               learners=run.custom_learners)
   result = train.meta_train(baseline_run, workdir, progress=progress,
                             description="meta-train the learned-schedule real-data baseline")
   if result.preempted:

@@ -29,7 +29,10 @@ def default_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   # Data and networks.
   c.dataset = "digits"          # digits (embedded) or a tfds name: mnist, fashion_mnist, cifar10, ...
-  c.learner = "cnn_small"       # learner name, or several joined by commas ("cnn,mlp")
+  # Learner name, or several joined by commas ("cnn,mlp"): cnn | cnn_gap | mlp |
+  # cnn_large | cnn_small | cell:<6 ops> | flax:<module>:<factory> (a Flax module,
+  # gtnjax.flax_learners) | a name given to train.train(..., learners=...).
+  c.learner = "cnn_small"
   c.random_widths = False       # sample each learner's layer widths (masked) per initialisation
   c.weight_norm = True          # weight-normalised kernels in learners and generator (the paper's); False: plain (ablation)
   c.teacher = "generator"       # generator | real_data | distillation
@@ -180,8 +183,12 @@ def eval_learner_names(config) -> tuple[str, ...]:
   return names or learner_names(config)
 
 
-def validate(config) -> None:
-  """Every check that needs neither data nor compilation. Raises ConfigError."""
+def validate(config, custom_learners: tuple[str, ...] = ()) -> None:
+  """Every check that needs neither data nor compilation. Raises ConfigError.
+
+  custom_learners: names of learner specs given in Python (`train.prepare`'s
+  `learners`), valid in `learner` and `eval_learners` besides the built-in names.
+  """
   def need(condition, field, message):
     if not condition:
       raise ConfigError(f"config field '{field}' = {config[field]!r}: {message}")
@@ -227,10 +234,16 @@ def validate(config) -> None:
                        ("eval_learners", eval_learner_names(config))):
     need(len(names) > 0, field, "name at least one learner")
     for name in names:
+      if name in custom_learners:
+        need(not config.random_widths, "random_widths",
+             f"is not supported for learners given in Python ({name})")
+        continue
       error = learners.learner_name_error(name)
       need(error is None, field, error)
       need(not (config.random_widths and name.startswith(learners.CELL_PREFIX)),
            "random_widths", f"is not supported for cell learners ({name})")
+      need(not (config.random_widths and name.startswith(learners.FLAX_PREFIX)),
+           "random_widths", f"is not supported for Flax learners ({name})")
   need(len(config.baseline_lrs) > 0 and all(v > 0 for v in config.baseline_lrs),
        "baseline_lrs", "give one or more positive learning rates")
   need(len(config.baseline_momenta) > 0 and all(0 <= v < 1 for v in config.baseline_momenta),

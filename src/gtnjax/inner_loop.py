@@ -57,7 +57,10 @@ def nested_chunk(num_blocks: int) -> int:
 class LearnerState(NamedTuple):
   params: Any              # pytree of the learner's weights
   momentum: Any            # same structure as params
-  batch_means: BatchMeans  # per hidden layer [C]: means of the latest training batch
+  # Batch statistics of the latest training batch, as the spec's `apply`
+  # returns them: for the built-in learners one [C] mean per hidden layer
+  # (`BatchMeans`), for a Flax learner its "batch_stats" collection.
+  batch_means: BatchMeans | Any
 
 
 class Probes(NamedTuple):
@@ -74,12 +77,12 @@ class UnrollOutput(NamedTuple):
 
 
 def init_state(spec: LearnerSpec, key: jax.Array) -> LearnerState:
-  """A fresh learner: new weights, zero momentum, zero batch means."""
+  """A fresh learner: new weights, zero momentum, the spec's initial batch
+  statistics (zero means for the built-in learners)."""
   params = spec.init(key)
-  widths = spec.hidden_layer_widths
   return LearnerState(params=params,
                       momentum=jax.tree.map(jnp.zeros_like, params),
-                      batch_means=tuple(jnp.zeros((w,)) for w in widths))
+                      batch_means=spec.initial_batch_stats())
 
 
 def sgd_step(spec: LearnerSpec, state: LearnerState, x: jax.Array, y: jax.Array,

@@ -2,7 +2,11 @@
 
 A learner is a hashable `LearnerSpec` (usable as a static jit argument) with two
 pure functions: `spec.init(key) -> params` and
-`spec.apply(params, x, batch_means=None) -> (logits, batch_means)`.
+`spec.apply(params, x, batch_means=None) -> (logits, batch_means)`, and
+`spec.initial_batch_stats()`, the batch statistics before any training step.
+Every learner spec has these and `name`, `input_shape` and `num_classes`:
+`LearnerSpec`, `gtnjax.nas.network.CellNetworkSpec` and
+`gtnjax.flax_learners.FlaxLearnerSpec` (a user's Flax module).
 
 Every conv/dense kernel is weight-normed with Kaiming init; every hidden layer
 uses mean-only batch norm then LeakyReLU(0.1), as in the paper's learners.
@@ -71,6 +75,11 @@ class LearnerSpec:
   @property
   def hidden_layer_widths(self) -> tuple[int, ...]:
     return self.conv_widths + self.hidden_widths
+
+  def initial_batch_stats(self) -> BatchMeans:
+    """The batch means of a learner that has not trained yet: zeros. Every
+    learner spec has this (`inner_loop.init_state` calls it)."""
+    return tuple(jnp.zeros((w,)) for w in self.hidden_layer_widths)
 
   def _flat_features(self) -> int:
     h, w, _ = self.input_shape
@@ -177,12 +186,18 @@ ARCHITECTURES: dict[str, tuple[tuple[int, ...], tuple[int, ...], bool]] = {
 
 
 CELL_PREFIX = "cell:"  # "cell:<ops joined by ->": a cell network of gtnjax.nas
+FLAX_PREFIX = "flax:"  # "flax:<module>:<factory>": a Flax module (gtnjax.flax_learners)
 
 
 def learner_name_error(name: str) -> str | None:
-  """Why `name` names no learner (None if it does): a registry name or
+  """Why `name` names no learner (None if it does): a registry name,
   "cell:" followed by a cell encoding such as
-  "cell:conv3x3-skip-conv1x1-conv3x3-avg_pool3x3-skip"."""
+  "cell:conv3x3-skip-conv1x1-conv3x3-avg_pool3x3-skip", or "flax:" followed by
+  an importable zero-argument factory of a Flax module, such as
+  "flax:my_package.models:make_cnn"."""
+  if name.startswith(FLAX_PREFIX):
+    from gtnjax import flax_learners  # imports flax: only for Flax learners
+    return flax_learners.name_error(name)
   if name.startswith(CELL_PREFIX):
     from gtnjax.nas import space  # the NAS space builds on the learners, not the reverse
     try:
@@ -191,8 +206,9 @@ def learner_name_error(name: str) -> str | None:
       return f"bad cell learner {name!r}: {e}"
     return None
   if name not in ARCHITECTURES:
-    return (f"unknown learner {name!r}; choose from {', '.join(sorted(ARCHITECTURES))} "
-            f"or {CELL_PREFIX}<6 operations joined by '-'>")
+    return (f"unknown learner {name!r}; choose from {', '.join(sorted(ARCHITECTURES))}, "
+            f"{CELL_PREFIX}<6 operations joined by '-'>, {FLAX_PREFIX}<module>:<factory> "
+            "(a Flax module), or name a spec given as train.train(..., learners=[spec])")
   return None
 
 
@@ -200,12 +216,19 @@ def make_learner(name: str, input_shape: tuple[int, int, int], num_classes: int,
                  random_widths: bool = False, weight_norm: bool = True,
                  conv_impl: str = "auto", pool_impl: str = "auto"):
   """The named learner for a data set's image shape and classes: a
-  `LearnerSpec`, or for "cell:..." a `gtnjax.nas.network.CellNetworkSpec`
-  (same init/apply interface). conv_impl and pool_impl: see `LearnerSpec`;
-  a run takes them from its config."""
+  `LearnerSpec`, for "cell:..." a `gtnjax.nas.network.CellNetworkSpec`, for
+  "flax:..." a `gtnjax.flax_learners.FlaxLearnerSpec` (same init/apply
+  interface). conv_impl and pool_impl: see `LearnerSpec`; a run takes them
+  from its config. A Flax module is used as written: weight_norm, conv_impl
+  and pool_impl do not apply to it."""
   error = learner_name_error(name)
   if error:
     raise ValueError(error)
+  if name.startswith(FLAX_PREFIX):
+    if random_widths:
+      raise ValueError(f"random_widths is not supported for Flax learners ({name})")
+    from gtnjax import flax_learners
+    return flax_learners.from_name(name, tuple(input_shape), num_classes)
   if name.startswith(CELL_PREFIX):
     if random_widths:
       raise ValueError(f"random_widths is not supported for cell learners ({name})")

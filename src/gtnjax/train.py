@@ -3,6 +3,8 @@
     from gtnjax import config as gconfig, train
     cfg = gconfig.default_config()            # or gconfig.load_config_file(...)
     summary = train.train(cfg, "runs/digits")
+    # your own learner: cfg.learner = "my_cnn"; train.train(cfg, dir, learners=[spec])
+    # with spec = gtnjax.flax_learners.from_flax(MyCnn(), (8, 8, 1), 10, name="my_cnn")
 
 A run owns one workdir:
   config.json        the config it was started with, "auto" implementations
@@ -24,7 +26,7 @@ import logging
 import os
 import signal
 import time
-from typing import Any
+from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -43,13 +45,14 @@ class Run:
   dataset: data.Dataset
   setup: meta.MetaSetup
   optimizer: Any
+  custom_learners: tuple[Any, ...] = ()  # `prepare`'s `learners`
 
   @property
   def teacher_spec(self) -> teacher.TeacherSpec:
     return self.setup.teacher
 
   def learner_spec(self, name: str) -> learners.LearnerSpec:
-    return _learner_spec(self.config, name, self.dataset)
+    return _learner_spec(self.config, name, self.dataset, self.custom_learners)
 
   def keys(self) -> tuple[jax.Array, jax.Array]:
     """(teacher-init key, meta-training key), both from config.seed."""
@@ -57,12 +60,27 @@ class Run:
     return init_key, train_key
 
 
-def prepare(config, *, data_dir: str | None = None) -> Run:
-  """Validate the config, load the data and build the specs: every error comes here."""
-  gconfig.validate(config)
+def prepare(config, *, data_dir: str | None = None, learners: Sequence[Any] = ()) -> Run:
+  """Validate the config, load the data and build the specs: every error comes here.
+
+  Args:
+    config: see `gtnjax.config.default_config`.
+    data_dir: tfds data folder (default: $TFDS_DATA_DIR).
+    learners: learner specs built in Python (e.g. `gtnjax.flax_learners.from_flax`),
+      which `config.learner` and `config.eval_learners` name by their `name`
+      besides the built-in names; each must be named there and fit the data set.
+  """
+  custom = _check_custom_learner_names(config, tuple(learners))
+  gconfig.validate(config, tuple(spec.name for spec in custom))
   data.check_available(config.dataset, data_dir=data_dir)
   dataset = data.load(config.dataset, data_dir=data_dir)
   gconfig.validate_for_data(config, dataset.image_shape, dataset.train_images.shape[0])
+  for spec in custom:
+    if (tuple(spec.input_shape), spec.num_classes) != (dataset.image_shape, dataset.num_classes):
+      raise gconfig.ConfigError(
+          f"learners: {spec.name!r} takes {tuple(spec.input_shape)} images and "
+          f"{spec.num_classes} classes, but data set {config.dataset!r} has "
+          f"{dataset.image_shape} and {dataset.num_classes}; build it for those")
   impls = gconfig.with_resolved_impls(config)
   tspec = teacher.TeacherSpec(
       kind=config.teacher, curriculum=config.curriculum, image_shape=dataset.image_shape,
@@ -73,7 +91,15 @@ def prepare(config, *, data_dir: str | None = None) -> Run:
       momentum_parameterisation=config.momentum_parameterisation,
       generator_padding=config.generator_padding, output_init=config.output_init,
       weight_norm=config.weight_norm, conv_impl=impls.conv_impl, pool_impl=impls.pool_impl)
-  specs = tuple(_learner_spec(config, n, dataset) for n in gconfig.learner_names(config))
+  try:
+    specs = tuple(_learner_spec(config, n, dataset, custom)
+                  for n in gconfig.learner_names(config))
+    for name in gconfig.eval_learner_names(config):  # fails now, not after meta-training
+      _learner_spec(config, name, dataset, custom)
+  except gconfig.ConfigError:
+    raise
+  except ValueError as e:  # e.g. a Flax module that does not fit the data set
+    raise gconfig.ConfigError(str(e)) from e
   setup = meta.MetaSetup(teacher=tspec, learners=specs, population=config.population,
                          meta_batch_size=config.meta_batch_size,
                          probe_every=config.probe_every or config.inner_steps,
@@ -81,12 +107,33 @@ def prepare(config, *, data_dir: str | None = None) -> Run:
   optimizer = meta.make_optimizer(config.meta_lr, config.num_meta_steps,
                                   config.final_relative_lr, config.grad_clip,
                                   config.adam_b1, config.adam_b2)
-  return Run(config, dataset, setup, optimizer)
+  return Run(config, dataset, setup, optimizer, custom)
 
 
-def _learner_spec(config, name: str, dataset: data.Dataset) -> learners.LearnerSpec:
+def _check_custom_learner_names(config, custom: tuple[Any, ...]) -> tuple[Any, ...]:
+  names = [spec.name for spec in custom]
+  used = set(gconfig.learner_names(config)) | set(gconfig.eval_learner_names(config))
+  for name in names:
+    if names.count(name) > 1:
+      raise gconfig.ConfigError(f"learners: two learners are named {name!r}")
+    if name in learners.ARCHITECTURES or name.startswith(
+        (learners.CELL_PREFIX, learners.FLAX_PREFIX)):
+      raise gconfig.ConfigError(f"learners: {name!r} is a built-in learner name; give yours "
+                                "another (from_flax(..., name=...))")
+    if name not in used:
+      raise gconfig.ConfigError(
+          f"learners: {name!r} is named in neither config.learner ({config.learner!r}) nor "
+          f"config.eval_learners ({config.eval_learners!r}); set config.learner = {name!r}")
+  return custom
+
+
+def _learner_spec(config, name: str, dataset: data.Dataset,
+                  custom: tuple[Any, ...] = ()) -> learners.LearnerSpec:
   # One place, so that the specs of meta-training and of evaluation are equal
   # (one compilation) and use the implementations config.json records.
+  for spec in custom:
+    if spec.name == name:
+      return spec
   impls = gconfig.with_resolved_impls(config)
   return learners.make_learner(name, dataset.image_shape, dataset.num_classes,
                                random_widths=config.random_widths,
@@ -304,7 +351,7 @@ def meta_train(run: Run, workdir: str, *, progress: bool = True,
 
 
 def train(config, workdir: str, *, progress: bool = True, data_dir: str | None = None,
-          stop_after: int | None = None) -> dict[str, Any]:
+          stop_after: int | None = None, learners: Sequence[Any] = ()) -> dict[str, Any]:
   """Meta-train (or resume) in `workdir`, evaluate, write summary.json.
 
   Args:
@@ -314,13 +361,14 @@ def train(config, workdir: str, *, progress: bool = True, data_dir: str | None =
     data_dir: tfds data folder (default: $TFDS_DATA_DIR).
     stop_after: stop (with a checkpoint) after this many meta-steps in total,
       as a preemption would; for tests and time-boxed jobs.
+    learners: learner specs built in Python, named in the config (see `prepare`).
 
   Returns:
     The summary dict (also in workdir/summary.json); {"preempted": True, ...}
     if stopped early by SIGTERM or `stop_after`.
   """
   start_time = time.time()
-  run = prepare(config, data_dir=data_dir)
+  run = prepare(config, data_dir=data_dir, learners=learners)
   result = meta_train(run, workdir, progress=progress, stop_after=stop_after)
   if result.preempted:
     return {"preempted": True, "step": result.step}
@@ -400,8 +448,10 @@ def summarise(run: Run, teacher_params, init_key: jax.Array | None = None,
   }
 
 
-def load_teacher(workdir: str, *, data_dir: str | None = None) -> tuple[Run, Any, int]:
-  """(run, teacher params, step) from a workdir's config and newest checkpoint."""
+def load_teacher(workdir: str, *, data_dir: str | None = None, learners: Sequence[Any] = ()
+                 ) -> tuple[Run, Any, int]:
+  """(run, teacher params, step) from a workdir's config and newest checkpoint;
+  `learners`: the learner specs the run was given in Python (see `prepare`)."""
   path = os.path.join(workdir, "config.json")
   if not os.path.exists(path):
     raise checkpointing.CheckpointError(
@@ -409,7 +459,7 @@ def load_teacher(workdir: str, *, data_dir: str | None = None) -> tuple[Run, Any
         f"`gtnjax train --config ... --workdir {workdir}`")
   with open(path) as f:
     config = gconfig.from_json(f.read())
-  run = prepare(config, data_dir=data_dir)
+  run = prepare(config, data_dir=data_dir, learners=learners)
   init_key, _ = run.keys()
   like = meta.init_state(run.setup, run.optimizer, init_key)
   checkpointer = checkpointing.Checkpointer(workdir, keep=config.keep_checkpoints)

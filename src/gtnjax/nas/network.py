@@ -14,7 +14,7 @@ Every cell of a network has the same encoding (`gtnjax.nas.space`). Every
 convolution is weight-normed and followed by mean-only batch norm and
 LeakyReLU(0.1), like the other gtnjax learners, so a cell network is a
 learner: `spec.init(key)`, `spec.apply(params, x, batch_means)` and
-`spec.hidden_layer_widths` work with `gtnjax.inner_loop` and
+`spec.initial_batch_stats()` work with `gtnjax.inner_loop` and
 `gtnjax.evaluation` unchanged, GTN meta-training included.
 
 Two forms compute the same function:
@@ -117,6 +117,10 @@ class CellNetworkSpec:
       for _ in range(self.cells_per_stage):
         widths.extend(c for ops in edge_ops for _ in ops)
     return tuple(widths)
+
+  def initial_batch_stats(self) -> tuple[jax.Array, ...]:
+    """Zero batch means, one [C] per batch-normed layer (see `gtnjax.learners`)."""
+    return tuple(jnp.zeros((w,)) for w in self.hidden_layer_widths)
 
   # ---------------------------------------------------------------- init
   def init(self, key: jax.Array, encoding: Any = None) -> Params:
