@@ -248,20 +248,16 @@ def validate(config, custom_learners: tuple[str, ...] = ()) -> None:
        "baseline_lrs", "give one or more positive learning rates")
   need(len(config.baseline_momenta) > 0 and all(0 <= v < 1 for v in config.baseline_momenta),
        "baseline_momenta", "give one or more momenta in [0, 1)")
-  soft_ok = config.teacher == "distillation" or (
-      config.teacher == "generator" and config.curriculum != "none")
-  need(not config.soft_labels or soft_ok, "soft_labels",
-       "needs fixed label slots: use curriculum full/shuffled_batch/shuffled_all/gaussian "
-       "or teacher distillation")
+  error = teacher.soft_labels_error(config.teacher, config.curriculum, config.soft_labels)
+  need(error is None, "soft_labels", error)
 
 
 def validate_for_data(config, image_shape: tuple[int, int, int], num_train: int) -> None:
   """Checks that need the data set's shape."""
-  h, w, _ = image_shape
-  if config.teacher == "generator" and (h % 4 or w % 4):
-    raise ConfigError(
-        f"config field 'teacher' = 'generator': data set {config.dataset!r} has {h}x{w} images, "
-        "but the generator needs height and width divisible by 4; use teacher=distillation")
+  error = teacher.image_shape_error(config.teacher, image_shape)
+  if error:
+    raise ConfigError(f"config field 'teacher' = {config.teacher!r} with data set "
+                      f"{config.dataset!r}: {error}")
   if num_train < 1:
     raise ConfigError(f"data set {config.dataset!r} has no training images")
 

@@ -62,6 +62,29 @@ class InnerBatches(NamedTuple):
   momentum: jax.Array  # shape=(T,), float32
 
 
+# The rules of the teacher kinds, shared by `TeacherSpec` (which raises
+# ValueError) and `gtnjax.config.validate` (which raises ConfigError before any
+# data is loaded): each returns why a choice cannot work, or None.
+def has_fixed_label_slots(kind: str, curriculum: str) -> bool:
+  """Whether slot (t, b) always holds the same class, so a label can be learned for it."""
+  return kind == "distillation" or (kind == "generator" and curriculum != "none")
+
+
+def soft_labels_error(kind: str, curriculum: str, soft_labels: bool) -> str | None:
+  if soft_labels and not has_fixed_label_slots(kind, curriculum):
+    return ("soft_labels needs fixed label slots: use curriculum 'full', 'shuffled_batch', "
+            "'shuffled_all' or 'gaussian', or teacher 'distillation'")
+  return None
+
+
+def image_shape_error(kind: str, image_shape: tuple[int, ...]) -> str | None:
+  h, w = image_shape[:2]
+  if kind == "generator" and (h % 4 or w % 4):
+    return (f"the generator upsamples twice by 2, so image height and width must be "
+            f"multiples of 4 (got {h}x{w}): use teacher='distillation' or another data set")
+  return None
+
+
 @dataclasses.dataclass(frozen=True)
 class TeacherSpec:
   """Static description of a teacher; hashable for use as a jit static arg.
@@ -128,21 +151,14 @@ class TeacherSpec:
       raise ValueError(f"unknown teacher {self.kind!r}: choose one of {TEACHER_KINDS}")
     if self.kind == "generator" and self.curriculum not in CURRICULA:
       raise ValueError(f"unknown curriculum {self.curriculum!r}: choose one of {CURRICULA}")
-    h, w, _ = self.image_shape
-    if self.kind == "generator" and (h % 4 or w % 4):
-      raise ValueError(
-          f"the generator upsamples twice by 2, so image height and width must be "
-          f"multiples of 4 (got {h}x{w}): use teacher='distillation' or another data set")
-    if self.soft_labels and not self.has_fixed_label_slots:
-      raise ValueError(
-          "soft_labels needs fixed label slots: use curriculum 'full', 'shuffled_batch', "
-          "'shuffled_all' or 'gaussian', or teacher 'distillation'")
+    for error in (image_shape_error(self.kind, self.image_shape),
+                  soft_labels_error(self.kind, self.curriculum, self.soft_labels)):
+      if error:
+        raise ValueError(error)
 
   @property
   def has_fixed_label_slots(self) -> bool:
-    if self.kind == "distillation":
-      return True
-    return self.kind == "generator" and self.curriculum != "none"
+    return has_fixed_label_slots(self.kind, self.curriculum)
 
   def balanced_labels(self) -> jax.Array:
     """[T, B] int32 labels cycling through the classes, so each step is balanced."""
