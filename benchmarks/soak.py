@@ -1,5 +1,6 @@
 """Soak test: many meta-steps of a small config; RSS over time and compilations.
 
+    pip install -e '.[benchmarks]'   # psutil
     python benchmarks/soak.py --steps 1000 --out benchmarks/results/soak.json
 
 Runs the real training loop (`gtnjax.train.train`: metrics file, TensorBoard,

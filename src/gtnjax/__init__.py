@@ -12,7 +12,7 @@ must be able to call `jax.distributed.initialize` first.
 import importlib
 
 __all__ = ["baselines", "checkpointing", "config", "data", "evaluation", "flax_learners",
-           "generator", "inner_loop", "layers", "learners", "meta", "ops", "parallel", "teacher",
+           "generator", "inner_loop", "layers", "learners", "meta", "nas", "ops", "parallel", "teacher",
            "train", "visualize"]
 
 
