@@ -82,6 +82,13 @@ def detect_cluster(environ: Mapping[str, str] | None = None) -> str | None:
   Only launchers that started more than one process count: a one-task SLURM
   job or a single `mpirun -n 1` runs as a plain single process.
 
+  Why not leave detection to `jax.distributed.initialize()`: it does detect
+  these clusters, but only inside the call, with no public way to ask first,
+  and with no cluster it raises ("coordinator_address should be defined",
+  checked with jax 0.10) while on a one-task SLURM job it starts a coordinator
+  service for one process. So this decides *whether* to call it; the call
+  itself still reads every address, count and rank from the environment.
+
   Args:
     environ: the environment to inspect (default `os.environ`).
 
