@@ -18,6 +18,7 @@ import functools
 import math
 from typing import Any, NamedTuple
 
+import chex
 import jax
 import jax.numpy as jnp
 
@@ -137,6 +138,12 @@ def unroll(spec: LearnerSpec, state: LearnerState, batches: InnerBatches,
     raise ValueError(f"unknown remat policy {remat!r}: choose one of {REMAT_POLICIES}")
   num_steps = batches.lr.shape[0]
   num_probes = probes.labels.shape[0]
+  # Shapes checked at trace time, so a mismatch names the array, not an XLA op.
+  chex.assert_shape((batches.lr, batches.momentum), (num_steps,))
+  chex.assert_shape(batches.x, (num_steps, None, *spec.input_shape))
+  chex.assert_shape(batches.y, (num_steps, batches.x.shape[1], spec.num_classes))
+  chex.assert_shape(probes.images, (num_probes, None, *spec.input_shape))
+  chex.assert_shape(probes.labels, (num_probes, probes.images.shape[1]))
   if num_probes < 1 or num_steps % num_probes:
     raise ValueError(f"{num_probes} probe batches cannot split {num_steps} inner steps "
                      "evenly: the probe interval must divide inner_steps")

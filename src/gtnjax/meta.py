@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Literal, NamedTuple
 
+import chex
 import jax
 import jax.numpy as jnp
 import optax
@@ -117,6 +118,8 @@ def meta_loss(teacher_params: Params, setup: MetaSetup, key: jax.Array,
   Returns:
     (meta-loss, aux metrics: final probe loss and accuracy, means over learners).
   """
+  chex.assert_shape(train_images, (None, *setup.teacher.image_shape))
+  chex.assert_shape(train_labels, (train_images.shape[0],))
   teacher_key, learner_key, probe_key = jax.random.split(key, 3)
   # One curriculum per meta-step, shared by the whole population, so the
   # generator runs once rather than once per learner.
