@@ -245,6 +245,56 @@ def _write_config(workdir: str, config) -> None:
     os.replace(tmp, os.path.join(workdir, "config.json"))
 
 
+class _MetricsLog:
+  """metrics.jsonl and TensorBoard scalars, written by process 0 only.
+
+  On a resume the lines after the restored checkpoint are dropped first (they
+  were not checkpointed and will be written again); the ones up to it stay
+  byte for byte.
+  """
+
+  def __init__(self, workdir: str, start_step: int, enabled: bool):
+    self._enabled = enabled
+    if not enabled:
+      return
+    path = os.path.join(workdir, "metrics.jsonl")
+    kept = _read_metrics(path, start_step)
+    with open(path, "w") as f:
+      f.writelines(kept)
+    from tensorboardX import SummaryWriter  # heavy import, only for training
+    self._writer = SummaryWriter(os.path.join(workdir, "tensorboard"))
+    self._file = open(path, "a")
+
+  def write(self, step: int, values: dict[str, float], seconds: float) -> None:
+    if not self._enabled:
+      return
+    self._file.write(json.dumps({"step": step, **values, "seconds": seconds}) + "\n")
+    self._file.flush()
+    for name, value in values.items():
+      self._writer.add_scalar(f"meta/{name}", value, step)
+
+  def close(self) -> None:
+    if self._enabled:
+      self._file.close()
+      self._writer.close()
+
+
+def _start_or_resume(run: Run, workdir: str, checkpointer: checkpointing.Checkpointer):
+  """The jitted step, the state and the training set placed on the mesh, and
+  the meta-step to start from (that of the newest checkpoint, else 0)."""
+  init_key, _ = run.keys()
+  step_fn, mesh = make_step_fn(run)
+  state, train_images, train_labels = parallel.replicate(
+      (meta.init_state(run.setup, run.optimizer, init_key), run.dataset.train_images,
+       run.dataset.train_labels), mesh)
+  restored = checkpointer.restore_latest(state)
+  start_step = 0
+  if restored is not None:
+    start_step, state = restored
+    _LOG.info("resuming %s from meta-step %d", workdir, start_step)
+  return step_fn, state, (train_images, train_labels), start_step
+
+
 def meta_train(run: Run, workdir: str, *, progress: bool = True,
                stop_after: int | None = None, description: str | None = None
                ) -> MetaTrainResult:
@@ -258,43 +308,25 @@ def meta_train(run: Run, workdir: str, *, progress: bool = True,
   # writes files (Orbax checkpoints are written collectively by all).
   main = jax.process_index() == 0
   _write_config(workdir, config)
-  init_key, train_key = run.keys()
-  state = meta.init_state(run.setup, run.optimizer, init_key)
-  train_images = run.dataset.train_images
-  train_labels = run.dataset.train_labels
-  step_fn, mesh = make_step_fn(run)
-  state, train_images, train_labels = parallel.replicate(
-      (state, train_images, train_labels), mesh)
   checkpointer = checkpointing.Checkpointer(workdir, keep=config.keep_checkpoints)
-  restored = checkpointer.restore_latest(state)
-  start_step = 0
-  if restored is not None:
-    start_step, state = restored
-    _LOG.info("resuming %s from meta-step %d", workdir, start_step)
-  metrics_path = os.path.join(workdir, "metrics.jsonl")
-  if main:
-    kept = _read_metrics(metrics_path, start_step)
-    with open(metrics_path, "w") as f:
-      f.writelines(kept)
+  step_fn, state, (train_images, train_labels), start_step = _start_or_resume(
+      run, workdir, checkpointer)
+  _, train_key = run.keys()
+  log = _MetricsLog(workdir, start_step, enabled=main)
 
-  from tensorboardX import SummaryWriter  # heavy import, only for training
   from tqdm import tqdm
-  writer = SummaryWriter(os.path.join(workdir, "tensorboard")) if main else None
   end_step = config.num_meta_steps if stop_after is None else min(stop_after,
                                                                    config.num_meta_steps)
   preempted = False
   bar = tqdm(total=config.num_meta_steps, initial=start_step, disable=not (progress and main),
              desc=description or f"meta-train {config.dataset}", unit="step",
              dynamic_ncols=True)
-  metrics_file = open(metrics_path, "a") if main else None
 
   def close():
     bar.close()
     checkpointer.save(step, state)
     checkpointer.close()
-    if main:
-      metrics_file.close()
-      writer.close()
+    log.close()
 
   consecutive_skips = 0
   postfix = {}
@@ -322,12 +354,7 @@ def meta_train(run: Run, workdir: str, *, progress: bool = True,
               run.teacher_spec, state.teacher_params, run.setup.learners[0], run.dataset,
               seed=config.seed, num_seeds=config.eval_seeds)["mean"]
           postfix["test"] = f"{values['test_accuracy']:.3f}"
-        record = {"step": step, **values, "seconds": seconds}
-        if main:
-          metrics_file.write(json.dumps(record) + "\n")
-          metrics_file.flush()
-          for name, value in values.items():
-            writer.add_scalar(f"meta/{name}", value, step)
+        log.write(step, values, seconds)
         postfix.update(loss=f"{values['meta_loss']:.3f}", acc=f"{values['meta_accuracy']:.3f}")
         bar.set_postfix(postfix)
       bar.update(1)
