@@ -166,7 +166,8 @@ def _sample_width_masks(key: jax.Array, widths: tuple[int, ...],
   for key_i, width in zip(jax.random.split(key, len(widths)), widths):
     low = max(1, int(round(min_fraction * width)))
     active = jax.random.randint(key_i, (), low, width + 1)
-    masks.append((jnp.arange(width) < active).astype(jnp.float32))
+    # The default float type, like the weights (float64 under jax_enable_x64).
+    masks.append((jnp.arange(width) < active).astype(jnp.zeros(()).dtype))
   return masks
 
 
