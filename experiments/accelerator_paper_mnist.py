@@ -80,7 +80,7 @@ def main() -> None:
   parser.add_argument("--config", default=PAPER)
   parser.add_argument("--calibration-steps", type=int, default=6)
   parser.add_argument("--config-override", action="append", default=[], metavar="FIELD=VALUE",
-                      help="extra config overrides for both runs (tests use tiny shapes)")
+                      help="extra config overrides for the calibration and the real run")
   args = parser.parse_args()
   extra = dict(o.split("=", 1) for o in args.config_override)
 
