@@ -175,11 +175,52 @@ def test_evaluate_export_samples_plot(trained, tmp_path, repo_root):
   assert arrays["mean"].shape == (1,) and arrays["std"].shape == (1,)
   assert str(arrays["dataset"]) == "digits" and str(arrays["learner"]) == "cnn_small"
 
+  _check_export_reproduces_the_first_fresh_learner(workdir, arrays)
+
   for command in ("samples", "plot"):
     png = tmp_path / f"{command}.png"
     result = gtnjax(command, "--workdir", str(workdir), "--out", str(png), cwd=repo_root)
     assert result.returncode == 0, result.stderr[-2000:]
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _check_export_reproduces_the_first_fresh_learner(workdir, arrays):
+  """A training loop written from the README alone (PyTorch-form SGD with momentum on
+  the exported x, y, lr, momentum; test images mapped by the README's rule from the raw
+  scikit-learn pixels) reproduces the accuracy of the first fresh learner of the run's
+  evaluation. Only the network (init and forward) comes from gtnjax."""
+  import jax
+  import jax.numpy as jnp
+  from sklearn.datasets import load_digits
+
+  from gtnjax import evaluation, inner_loop, train
+
+  run, _, _ = train.load_teacher(str(workdir))
+  spec = run.learner_spec(str(arrays["learner"]))
+  _, learner_keys = evaluation.seed_data_and_learner_keys(run.config.seed, 1)
+  params = inner_loop.init_state(spec, learner_keys[0]).params
+  velocity = jax.tree.map(jnp.zeros_like, params)
+
+  def loss(params, x, y):
+    logits, means = spec.apply(params, x)
+    return -jnp.mean(jnp.sum(y * jax.nn.log_softmax(logits), -1)), means
+
+  means = None
+  for x, y, lr, momentum in zip(arrays["x"], arrays["y"], arrays["lr"], arrays["momentum"]):
+    (_, means), grads = jax.value_and_grad(loss, has_aux=True)(params, x, y)
+    velocity = jax.tree.map(lambda v, g: momentum * v + g, velocity, grads)
+    params = jax.tree.map(lambda p, v: p - lr * v, params, velocity)
+
+  digits = load_digits()  # the docstring of gtnjax.data.digits gives the test rows
+  test_rows = np.random.default_rng(0).permutation(len(digits.target))[-300:]
+  images = (digits.images[test_rows, :, :, None] / 16.0 - arrays["mean"]) / arrays["std"]
+  logits, _ = spec.apply(params, jnp.asarray(images, jnp.float32), means)
+  accuracy = float(np.mean(np.argmax(logits, -1) == digits.target[test_rows]))
+  summary = json.load(open(workdir / "summary.json"))
+  first_learner = summary["gtn_test_accuracy"]["values"][0]
+  # Equal up to float reassociation: at most one test image may flip.
+  assert abs(accuracy - first_learner) <= 1 / 300 + 1e-9, (accuracy, first_learner)
+  assert accuracy > 0.2, accuracy  # a trained learner, not chance (the fixture's is ~0.37)
 
 
 def test_changed_config_on_existing_workdir_is_refused(trained, repo_root):

@@ -137,8 +137,7 @@ def learning_curve(spec: LearnerSpec, dataset, batches_fn, *, seed: int, num_see
   Returns:
     {"steps": [0..T], "mean": [...], "std": [...], "n": seeds}.
   """
-  keys = seed_keys(seed, num_seeds)
-  data_keys, learner_keys = jax.vmap(jax.random.split, out_axes=1)(keys)
+  data_keys, learner_keys = seed_data_and_learner_keys(seed, num_seeds)
   batches = jax.jit(jax.vmap(batches_fn, in_axes=(0, None, None)))(
       data_keys, dataset.train_images, dataset.train_labels)
   curve = np.asarray(jax.device_get(_accuracy_after_each_step(
@@ -156,6 +155,13 @@ def _summary(values) -> dict[str, Any]:
 
 def seed_keys(seed: int, num_seeds: int) -> jax.Array:
   return jax.random.split(jax.random.fold_in(jax.random.key(seed), EVAL_KEY_SALT), num_seeds)
+
+
+def seed_data_and_learner_keys(seed: int, num_seeds: int) -> tuple[jax.Array, jax.Array]:
+  """([num_seeds] data keys, [num_seeds] learner-init keys) of the evaluation
+  seeds: fresh learner i draws its batches from the first and its initial
+  weights from the second (as `evaluate_teacher` and `evaluate_real_data` do)."""
+  return jax.vmap(jax.random.split, out_axes=1)(seed_keys(seed, num_seeds))
 
 
 def evaluate_teacher(teacher_spec: TeacherSpec, teacher_params, spec: LearnerSpec,

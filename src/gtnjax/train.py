@@ -500,10 +500,15 @@ def load_teacher(workdir: str, *, data_dir: str | None = None, learners: Sequenc
 
 
 def curriculum_arrays(run: Run, teacher_params) -> dict[str, np.ndarray]:
-  """The synthetic curriculum as plain arrays (the contents of `gtnjax export`)."""
-  _, train_key = run.keys()
+  """The synthetic curriculum as plain arrays (the contents of `gtnjax export`).
+
+  It is the curriculum the first fresh learner of `gtnjax evaluate` (and of
+  `summary.json`) trains on, so training that learner on the arrays reproduces
+  its accuracy (tests/test_cli.py checks it with a loop written outside gtnjax).
+  """
+  teacher_key, _ = evaluation.seed_data_and_learner_keys(run.config.seed, 1)
   batches = jax.jit(run.teacher_spec.batches)(
-      teacher_params, jax.random.fold_in(train_key, evaluation.EVAL_KEY_SALT),
+      teacher_params, teacher_key[0],
       jnp.asarray(run.dataset.train_images), jnp.asarray(run.dataset.train_labels))
   arrays = {
       "x": np.asarray(batches.x, np.float32),
