@@ -191,3 +191,30 @@ def test_eval_every_logs_test_accuracy(tmp_path):
   logged = {r["step"]: r.get("test_accuracy") for r in read_metrics(tmp_path)}
   assert logged[1] is None and logged[3] is None
   assert 0 <= logged[2] <= 1 and logged[4] == summary["gtn_test_accuracy"]["mean"]
+
+
+def test_real_data_baseline_is_chosen_on_validation_never_on_test():
+  """Scrambling the test labels changes the reported accuracy but neither the
+  sweep nor the chosen (lr, momentum); scrambling the validation labels changes
+  the sweep. The chosen pair is the sweep's best on validation."""
+  import dataclasses
+
+  from gtnjax import data, learners
+  digits = data.load("digits")
+  spec = learners.make_learner("mlp", digits.train_images.shape[1:], 10)
+  settings = dict(inner_steps=4, batch_size=16, lrs=(0.01, 0.3), momenta=(0.5, 0.9),
+                  seed=0, num_seeds=2)
+  scramble = lambda labels: (labels + 1) % 10
+  honest = evaluation.evaluate_real_data(spec, digits, **settings)
+  test_scrambled = evaluation.evaluate_real_data(
+      spec, dataclasses.replace(digits, test_labels=scramble(digits.test_labels)), **settings)
+  validation_scrambled = evaluation.evaluate_real_data(
+      spec, dataclasses.replace(digits, validation_labels=scramble(digits.validation_labels)),
+      **settings)
+
+  best = max(honest["sweep"], key=lambda s: s["validation_accuracy"])
+  assert (honest["lr"], honest["momentum"]) == (best["lr"], best["momentum"])
+  assert test_scrambled["sweep"] == honest["sweep"]
+  assert (test_scrambled["lr"], test_scrambled["momentum"]) == (honest["lr"], honest["momentum"])
+  assert test_scrambled["mean"] < honest["mean"] - 0.1  # the report does read test
+  assert validation_scrambled["sweep"] != honest["sweep"]
