@@ -27,14 +27,17 @@ import numpy as np
 from gtnjax import baselines, config as gconfig, evaluation, train
 
 
-def curves_of_run(workdir: str, num_seeds: int) -> dict[str, list[float]]:
+def curves_of_run(workdir: str, num_seeds: int, with_baselines: bool = True
+                  ) -> dict[str, list[float]]:
   run, params, _ = train.load_teacher(workdir)
   config = run.config
   spec = run.learner_spec(gconfig.learner_names(config)[0])
   out = {"gtn": evaluation.learning_curve(
       spec, run.dataset, functools.partial(run.teacher_spec.batches, params),
       seed=config.seed, num_seeds=num_seeds)["mean"]}
-  learned_dir = baselines.learned_schedule_workdir(config)
+  if not with_baselines:
+    return out
+  learned_dir = baselines.learned_schedule_workdir(config, run.setup.learners)
   if os.path.exists(os.path.join(learned_dir, "config.json")):
     baseline_run, baseline_params, _ = train.load_teacher(learned_dir)
     out["real_data_learned_schedule"] = evaluation.learning_curve(
@@ -58,7 +61,7 @@ def main():
   args = parser.parse_args()
   per_run = [curves_of_run(w, args.seeds) for w in args.runs.split(",") if w]
   for w in (w for w in args.distillation.split(",") if w):
-    per_run_distill = curves_of_run(w, args.seeds)
+    per_run_distill = curves_of_run(w, args.seeds, with_baselines=False)
     per_run.append({"distillation": per_run_distill["gtn"]})
   names = sorted({name for r in per_run for name in r})
   summary = {}

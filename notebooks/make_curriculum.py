@@ -57,7 +57,7 @@ cells = [
         "    evaluation.real_batches, num_classes=spec.num_classes,\n"
         "    inner_steps=config.inner_steps, batch_size=config.inner_batch_size,\n"
         "    lr=best['lr'], momentum=best['momentum']))\n"
-        "learned_dir = baselines.learned_schedule_workdir(config)\n"
+        "learned_dir = baselines.learned_schedule_workdir(config, run.setup.learners)\n"
         "if os.path.exists(os.path.join(learned_dir, 'config.json')):\n"
         "    baseline_run, baseline_params, _ = train.load_teacher(learned_dir)\n"
         "    curves['real data, learned schedule'] = curve(\n"
