@@ -298,3 +298,21 @@ def test_builtin_learners_keep_zero_initial_means():
     spec = learners.make_learner(name, SHAPE, CLASSES)
     chex.assert_trees_all_equal(spec.initial_batch_stats(),
                                 tuple(jnp.zeros((w,)) for w in spec.hidden_layer_widths))
+
+
+def test_a_changed_flax_learner_does_not_resume_another_definitions_run(tmp_path):
+  """config.json names the learner; learners.json records what the name meant."""
+  config = tiny_config(tmp_path, learner="my_mlp", teacher="distillation")
+  config.num_meta_steps = 1
+  def flax_run(width):
+    spec = flax_learners.from_flax(Mlp(width=width), (8, 8, 1), 10, name="my_mlp",
+                                   train_kwarg="is_training")
+    return train.prepare(config, learners=[spec])
+  workdir = str(tmp_path / "run")
+  train.meta_train(flax_run(16), workdir, progress=False)
+  recorded = json.load(open(os.path.join(workdir, train.LEARNERS_FILE)))
+  assert list(recorded) == ["my_mlp"]
+  with pytest.raises(gconfig.ConfigError, match="learner definition differs.*my_mlp"):
+    train.meta_train(flax_run(32), workdir, progress=False)
+  assert json.load(open(os.path.join(workdir, train.LEARNERS_FILE))) == recorded
+  assert train.meta_train(flax_run(16), workdir, progress=False).step == 1  # the same: resumes

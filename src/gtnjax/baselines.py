@@ -27,7 +27,7 @@ import json
 import os
 from typing import Any, Callable
 
-from gtnjax import config as gconfig, data, evaluation
+from gtnjax import config as gconfig, data, evaluation, learners
 
 # Bump when a change alters what a cached baseline would contain.
 CACHE_VERSION = 1
@@ -52,12 +52,6 @@ def _key(kind: str, values: dict[str, Any]) -> str:
   return f"{kind}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
 
 
-def _fingerprints(specs) -> dict[str, str]:
-  """Fingerprints of the learners that have one (none for the built-in ones, so
-  that their keys are unchanged)."""
-  return {spec.name: spec.fingerprint for spec in specs if hasattr(spec, "fingerprint")}
-
-
 def _read_json(path: str) -> dict[str, Any] | None:
   try:
     with open(path) as f:
@@ -80,7 +74,7 @@ def constant_schedule(run, learner_name: str, num_seeds: int,
   config = run.config
   values = {f: config[f] for f in _CONSTANT_FIELDS}
   spec = run.learner_spec(learner_name)
-  fingerprint = _fingerprints([spec]).get(learner_name)
+  fingerprint = learners.definition_fingerprints([spec]).get(learner_name)
   if fingerprint is not None:
     values["learner_fingerprint"] = fingerprint
   path = os.path.join(cache_dir(config), _key(
@@ -115,7 +109,7 @@ def learned_schedule_workdir(config, learner_specs=()) -> str:
   the run's meta-training learners (only Flax ones change the folder)."""
   baseline = learned_schedule_config(config)
   values = {f: baseline[f] for f in gconfig.RUN_DEFINING_FIELDS}
-  fingerprints = _fingerprints(learner_specs)
+  fingerprints = learners.definition_fingerprints(learner_specs)
   if fingerprints:
     values["learner_fingerprints"] = fingerprints
   return os.path.join(cache_dir(config), _key("learned_schedule", values))
@@ -127,8 +121,10 @@ def learned_schedule(run, learner_names: tuple[str, ...], num_seeds: int, *,
   schedule, per learner name; meta-trains the schedule on first use."""
   from gtnjax import train  # train uses this module
   workdir = learned_schedule_workdir(run.config, run.setup.learners)
+  fingerprints = learners.definition_fingerprints(run.learner_spec(n) for n in learner_names)
   wanted = {name: _key("evaluation", {"learner": name, "num_seeds": num_seeds,
-                                      **_fingerprints([run.learner_spec(name)])})
+                                      **({name: fingerprints[name]} if name in fingerprints
+                                         else {})})
             for name in learner_names}
   cached = _read_json(os.path.join(workdir, "evaluations.json")) or {}
   if all(key in cached for key in wanted.values()):

@@ -213,6 +213,14 @@ def learner_name_error(name: str) -> str | None:
   return None
 
 
+def definition_fingerprints(specs) -> dict[str, str]:
+  """{name: fingerprint} of the learners that have one: a user's Flax learner,
+  whose name alone does not say what it computes. Built-in learners have none
+  (their names define them), so cache keys of runs without user learners are
+  unchanged."""
+  return {spec.name: spec.fingerprint for spec in specs if hasattr(spec, "fingerprint")}
+
+
 def make_learner(name: str, input_shape: tuple[int, int, int], num_classes: int,
                  random_widths: bool = False, weight_norm: bool = True,
                  conv_impl: str = "auto", pool_impl: str = "auto"):

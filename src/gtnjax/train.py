@@ -141,6 +141,25 @@ def _learner_spec(config, name: str, dataset: data.Dataset,
                                conv_impl=impls.conv_impl, pool_impl=impls.pool_impl)
 
 
+def _check_workdir_learners(workdir: str, fingerprints: dict[str, str]) -> None:
+  """A user's learner (Flax) changed under an unchanged name is another run."""
+  path = os.path.join(workdir, LEARNERS_FILE)
+  if not os.path.exists(path):
+    return  # a new workdir, or a run started before definitions were recorded
+  try:
+    with open(path) as f:
+      saved = json.load(f)
+  except json.JSONDecodeError as e:
+    raise gconfig.ConfigError(f"{path} is not valid JSON ({e}): it is written atomically, so "
+                              "something else changed it; restore it or choose a new --workdir")
+  changed = sorted(n for n in set(saved) | set(fingerprints) if saved.get(n) != fingerprints.get(n))
+  if changed:
+    raise gconfig.ConfigError(
+        f"--workdir {workdir} holds a run whose learner definition differs from the one "
+        f"given now ({', '.join(changed)}; recorded in {path}); give the same module "
+        "definition to resume it, or choose a new --workdir")
+
+
 def _check_workdir_config(workdir: str, config) -> None:
   path = os.path.join(workdir, "config.json")
   if not os.path.exists(path):
@@ -228,8 +247,14 @@ class MetaTrainResult:
   preempted: bool    # stopped early (SIGTERM or stop_after) with a checkpoint
 
 
-def _write_config(workdir: str, config) -> None:
-  """Create the workdir, refuse a different run's, record this config (process 0).
+# The definitions of a run's user-given learners (`learners.definition_fingerprints`):
+# their names alone, in config.json, do not say what ran.
+LEARNERS_FILE = "learners.json"
+
+
+def _write_config(workdir: str, config, learner_fingerprints: dict[str, str]) -> None:
+  """Create the workdir, refuse a different run's, record this config and the
+  definitions of its user-given learners (process 0).
 
   conv_impl and pool_impl are recorded resolved ("gemm", not "auto"), so the
   record says what ran. They are not run-defining (the implementations agree
@@ -238,11 +263,15 @@ def _write_config(workdir: str, config) -> None:
   """
   os.makedirs(workdir, exist_ok=True)
   _check_workdir_config(workdir, config)
-  if jax.process_index() == 0:  # atomically: other processes may be reading it
-    tmp = os.path.join(workdir, "config.json.tmp")
-    with open(tmp, "w") as f:
-      f.write(gconfig.to_json(gconfig.with_resolved_impls(config)))
-    os.replace(tmp, os.path.join(workdir, "config.json"))
+  _check_workdir_learners(workdir, learner_fingerprints)
+  if jax.process_index() == 0:  # atomically: other processes may be reading them
+    files = {LEARNERS_FILE: json.dumps(learner_fingerprints, indent=1, sort_keys=True),
+             "config.json": gconfig.to_json(gconfig.with_resolved_impls(config))}
+    for name, text in files.items():  # config.json last: it marks a started run
+      tmp = os.path.join(workdir, name + ".tmp")
+      with open(tmp, "w") as f:
+        f.write(text)
+      os.replace(tmp, os.path.join(workdir, name))
 
 
 class _MetricsLog:
@@ -307,7 +336,7 @@ def meta_train(run: Run, workdir: str, *, progress: bool = True,
   # In a multi-process job every process runs this function; only process 0
   # writes files (Orbax checkpoints are written collectively by all).
   main = jax.process_index() == 0
-  _write_config(workdir, config)
+  _write_config(workdir, config, learners.definition_fingerprints(run.setup.learners))
   checkpointer = checkpointing.Checkpointer(workdir, keep=config.keep_checkpoints)
   step_fn, state, (train_images, train_labels), start_step = _start_or_resume(
       run, workdir, checkpointer)
