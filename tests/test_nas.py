@@ -230,3 +230,21 @@ def test_nas_command_rejects_bad_configs_before_work(tmp_path, capsys, monkeypat
   assert cli.main(["nas", "--config", str(bad), "--workdir", str(tmp_path / "w")]) == 2
   assert "ground_truth_steps" in capsys.readouterr().err
   assert not (tmp_path / "w").exists()
+
+
+def test_population_teacher_cells_are_distinct_and_never_candidates():
+  from gtnjax import config as gconfig
+  from gtnjax.nas import config as nas_config, ground_truth
+  path = os.path.join(os.path.dirname(__file__), "..", "experiments", "configs", "nas_fmnist.py")
+  full = nas_config.load(path)
+  population = nas_config.load(path + ":population_teacher")
+  names = gconfig.learner_names(population.teacher)
+  cells = [space.from_string(n[len("cell:"):]) for n in names]
+  assert names[0] == full.teacher.learner  # the fixed cell first: same real-proxy lr
+  hashes = {space.canonical_hash(c) for c in cells}
+  assert len(names) == 4 and len(hashes) == 4
+  assert not any(space.output_ignores_input(c) for c in cells)
+  candidate_hashes = {space.canonical_hash(c) for c in ground_truth.candidates(population)}
+  assert not hashes & candidate_hashes
+  # As many learners per meta-step as the fixed-cell teacher.
+  assert len(names) * population.teacher.population == full.teacher.population
