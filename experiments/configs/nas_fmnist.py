@@ -30,9 +30,9 @@ def population_cells(config, count: int = 4, seed: int = 20201) -> list[str]:
   """TEACHER_CELL and `count - 1` cells drawn from the space with their own seed,
   none input-independent and none a ground-truth candidate (by canonical hash),
   so every candidate stays unseen by the teacher. Fixed before any result of
-  this teacher was seen: the fixed-cell teacher's learned schedule left a third
-  of the candidates near chance, and the paper meta-trains with many
-  architectures' weights in the loop."""
+  this teacher was seen, to test whether a teacher that has trained several
+  cells ranks candidates better than the fixed-cell one (whose GTN scores left
+  some good candidates near chance); RESULTS.md has the answer."""
   import numpy as np
   from gtnjax.nas import ground_truth, space
   taken = {space.canonical_hash(e) for e in ground_truth.candidates(config)}

@@ -121,11 +121,10 @@ def learned_schedule(run, learner_names: tuple[str, ...], num_seeds: int, *,
   schedule, per learner name; meta-trains the schedule on first use."""
   from gtnjax import train  # train uses this module
   workdir = learned_schedule_workdir(run.config, run.setup.learners)
-  fingerprints = learners.definition_fingerprints(run.learner_spec(n) for n in learner_names)
-  wanted = {name: _key("evaluation", {"learner": name, "num_seeds": num_seeds,
-                                      **({name: fingerprints[name]} if name in fingerprints
-                                         else {})})
-            for name in learner_names}
+  wanted = {}
+  for name in learner_names:
+    fingerprint = learners.definition_fingerprints([run.learner_spec(name)])
+    wanted[name] = _key("evaluation", {"learner": name, "num_seeds": num_seeds, **fingerprint})
   cached = _read_json(os.path.join(workdir, "evaluations.json")) or {}
   if all(key in cached for key in wanted.values()):
     return {name: cached[key] for name, key in wanted.items()}
