@@ -37,9 +37,9 @@ def curves_of_run(workdir: str, num_seeds: int, with_baselines: bool = True
       seed=config.seed, num_seeds=num_seeds)["mean"]}
   if not with_baselines:
     return out
-  learned_dir = baselines.learned_schedule_workdir(config, run.setup.learners)
-  if os.path.exists(os.path.join(learned_dir, "config.json")):
-    baseline_run, baseline_params, _ = train.load_teacher(learned_dir)
+  learned = baselines.trained_learned_schedule(run)
+  if learned is not None:
+    baseline_run, baseline_params = learned
     out["real_data_learned_schedule"] = evaluation.learning_curve(
         spec, run.dataset, functools.partial(baseline_run.teacher_spec.batches, baseline_params),
         seed=config.seed, num_seeds=num_seeds)["mean"]

@@ -41,9 +41,9 @@ def describe_run(workdir: str, out: str) -> dict:
       "pixels_above_1": np.mean(pixels > 1.05, axis=(1, 2, 3, 4)).tolist(),
       "target_confidence": arrays["y"].max(-1).mean(-1).tolist(),
   }
-  learned_dir = baselines.learned_schedule_workdir(run.config, run.setup.learners)
-  if os.path.exists(os.path.join(learned_dir, "config.json")):
-    baseline_run, baseline_params, _ = train.load_teacher(learned_dir)
+  learned = baselines.trained_learned_schedule(run)
+  if learned is not None:
+    baseline_run, baseline_params = learned
     baseline = train.curriculum_arrays(baseline_run, baseline_params)
     record["real_data_learned_schedule"] = {"lr": baseline["lr"].tolist(),
                                             "momentum": baseline["momentum"].tolist()}

@@ -115,6 +115,17 @@ def learned_schedule_workdir(config, learner_specs=()) -> str:
   return os.path.join(cache_dir(config), _key("learned_schedule", values))
 
 
+def trained_learned_schedule(run):
+  """(baseline run, its teacher params) of `run`'s learned-schedule baseline
+  if it has been meta-trained, else None (nothing is trained here)."""
+  from gtnjax import train  # train uses this module
+  workdir = learned_schedule_workdir(run.config, run.setup.learners)
+  if not os.path.exists(os.path.join(workdir, "config.json")):
+    return None
+  baseline_run, params, _ = train.load_teacher(workdir, learners=run.custom_learners)
+  return baseline_run, params
+
+
 def learned_schedule(run, learner_names: tuple[str, ...], num_seeds: int, *,
                      progress: bool = True) -> dict[str, dict[str, Any]]:
   """Test accuracy of fresh learners on real batches with a meta-learned
