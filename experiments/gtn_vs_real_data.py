@@ -36,6 +36,11 @@ SUITE: runner.Suite = {
     "fashion_mnist_s1": (CPU["fashion_mnist"], {"seed": "1"}),
     "mnist_population_cnn_small_mlp_s0": (CPU["mnist"], {"seed": "0", "learner": "cnn_small,mlp",
                                                            "eval_learners": f"{UNSEEN},{CELL}"}),
+    # The same with a small pooling-headed CNN in the population: do the unseen
+    # pooling-headed networks (cnn_gap, the cell network) then gain too?
+    "mnist_population_cnn_small_mlp_gap_s0": (CPU["mnist"], {
+        "seed": "0", "learner": "cnn_small,mlp,cnn_small_gap",
+        "eval_learners": f"cnn_small,mlp,cnn_small_gap,cnn,cnn_gap,{CELL}"}),
     "mnist_distillation_s0": (CPU["mnist"], {"seed": "0", "teacher": "distillation"}),
     # Dataset distillation learns raw pixels: at the generator's meta lr of
     # 0.001 they hardly move in 200 steps (the run above stays near chance), so
