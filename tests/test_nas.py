@@ -127,6 +127,26 @@ def test_cell_learner_trains_through_the_inner_loop():
     learners.make_learner("cell:conv3x3-conv9x9-none-none-none-none", (12, 12, 1), 3)
 
 
+def test_random_cell_learner_draws_a_live_cell_per_init():
+  """"cell:random" draws its cell from the init key among input-dependent
+  cells (different keys, different cells) and is the masked network of that
+  cell with the same weights."""
+  from gtnjax import learners
+  spec = learners.make_learner("cell:random", (8, 8, 1), 3)
+  assert spec.name == "cell:random" and spec.masked
+  keys = jax.random.split(jax.random.key(0), 64)
+  cells = np.asarray(jax.jit(jax.vmap(
+      lambda k: network.sample_encoding(jax.random.fold_in(k, network.RANDOM_CELL_SALT))))(keys))
+  assert len({tuple(c) for c in cells}) > 50
+  assert not any(space.output_ignores_input(c) for c in cells)
+  masks = jax.jit(jax.vmap(spec.init))(keys)["op_mask"]
+  np.testing.assert_array_equal(masks, jax.vmap(network.op_mask)(jnp.asarray(cells)))
+  x = jax.random.normal(jax.random.key(1), (3, 8, 8, 1))
+  static = network.make(tuple(cells[0]), (8, 8, 1), 3)
+  np.testing.assert_allclose(spec.apply(spec.init(keys[0]), x)[0],
+                             static.apply(static.init(keys[0]), x)[0], rtol=1e-5, atol=1e-5)
+
+
 # ------------------------------------------------------------- metrics, search
 def test_rank_metrics_on_known_cases():
   from gtnjax.nas import metrics
@@ -248,3 +268,12 @@ def test_population_teacher_cells_are_distinct_and_never_candidates():
   assert not hashes & candidate_hashes
   # As many learners per meta-step as the fixed-cell teacher.
   assert len(names) * population.teacher.population == full.teacher.population
+  # The random-cell teacher: the same, but a fresh cell per learner, and the
+  # real-data proxies' lr still chosen for the fixed cell.
+  random_cells = nas_config.load(path + ":random_cells_teacher")
+  assert random_cells.teacher.learner == "cell:random"
+  assert random_cells.teacher.population == full.teacher.population
+  assert nas_config.real_lr_learner_of(random_cells) == nas_config.real_lr_learner_of(full)
+  random_cells.real_lr_learner = "cell:conv9x9"
+  with pytest.raises(nas_config.NasConfigError, match="real_lr_learner"):
+    nas_config.validate(random_cells)

@@ -197,14 +197,17 @@ FLAX_PREFIX = "flax:"  # "flax:<module>:<factory>": a Flax module (gtnjax.flax_l
 def learner_name_error(name: str) -> str | None:
   """Why `name` names no learner (None if it does): a registry name,
   "cell:" followed by a cell encoding such as
-  "cell:conv3x3-skip-conv1x1-conv3x3-avg_pool3x3-skip", or "flax:" followed by
+  "cell:conv3x3-skip-conv1x1-conv3x3-avg_pool3x3-skip", "cell:random" (a
+  cell drawn from the space at every init), or "flax:" followed by
   an importable zero-argument factory of a Flax module, such as
   "flax:my_package.models:make_cnn"."""
   if name.startswith(FLAX_PREFIX):
     from gtnjax import flax_learners  # imports flax: only for Flax learners
     return flax_learners.name_error(name)
   if name.startswith(CELL_PREFIX):
-    from gtnjax.nas import space  # the NAS space builds on the learners, not the reverse
+    from gtnjax.nas import network, space  # the NAS space builds on the learners
+    if name[len(CELL_PREFIX):] == network.RANDOM_CELL:
+      return None
     try:
       space.from_string(name[len(CELL_PREFIX):])
     except ValueError as e:
@@ -212,7 +215,7 @@ def learner_name_error(name: str) -> str | None:
     return None
   if name not in ARCHITECTURES:
     return (f"unknown learner {name!r}; choose from {', '.join(sorted(ARCHITECTURES))}, "
-            f"{CELL_PREFIX}<6 operations joined by '-'>, {FLAX_PREFIX}<module>:<factory> "
+            f"{CELL_PREFIX}<6 operations joined by '-'>, {CELL_PREFIX}random, {FLAX_PREFIX}<module>:<factory> "
             "(a Flax module), or name a spec given as train.train(..., learners=[spec])")
   return None
 
@@ -246,7 +249,11 @@ def make_learner(name: str, input_shape: tuple[int, int, int], num_classes: int,
     if random_widths:
       raise ValueError(f"random_widths is not supported for cell learners ({name})")
     from gtnjax.nas import network, space
-    return network.make(space.from_string(name[len(CELL_PREFIX):]), tuple(input_shape),
+    cell = name[len(CELL_PREFIX):]
+    if cell == network.RANDOM_CELL:
+      return network.make(None, tuple(input_shape), num_classes, weight_norm=weight_norm,
+                          conv_impl=conv_impl, random_cells=True)
+    return network.make(space.from_string(cell), tuple(input_shape),
                         num_classes, weight_norm=weight_norm, conv_impl=conv_impl)
   conv, hidden, pool = ARCHITECTURES[name]
   return LearnerSpec(name=name, input_shape=tuple(input_shape), num_classes=num_classes,

@@ -46,6 +46,9 @@ def default_config() -> ml_collections.ConfigDict:
   c.gtn_steps = 16
   c.long_proxy_factor = 9
   c.proxy_batch_size = 64  # the zero-cost proxies' batch
+  # The learner whose validation accuracy picks the real-data proxies' peak
+  # lr; "" = the teacher's first learner (its fixed learner).
+  c.real_lr_learner = ""
   c.proxies = PROXIES
   # Proxy costs are timed on this many candidates (each proxy compiled alone).
   c.cost_candidates = 3
@@ -83,6 +86,10 @@ def validate(c) -> None:
   need(not unknown, "proxies", f"unknown {unknown}; choose from {PROXIES}")
   need(c.teacher.dataset == c.dataset, "teacher.dataset",
        f"the teacher must be meta-trained on the NAS data set ({c.dataset})")
+  if c.real_lr_learner:
+    from gtnjax import learners
+    error = learners.learner_name_error(c.real_lr_learner)
+    need(error is None, "real_lr_learner", f"{error}")
   need(c.teacher.inner_steps == c.gtn_steps, "teacher.inner_steps",
        f"must equal gtn_steps ({c.gtn_steps}): the GTN proxy trains for the "
        "teacher's curriculum length")
@@ -98,3 +105,8 @@ def load(spec: str) -> ml_collections.ConfigDict:
 def learner_names_of(c) -> tuple[str, ...]:
   """The teacher config's learner names (its fixed learner first)."""
   return train_config.learner_names(c.teacher)
+
+
+def real_lr_learner_of(c) -> str:
+  """The learner the real-data proxies' lr is chosen for (`real_lr_learner`)."""
+  return c.real_lr_learner or learner_names_of(c)[0]

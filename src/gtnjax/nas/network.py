@@ -48,6 +48,11 @@ from gtnjax.nas import space
 Params = dict[str, Any]
 CONV_OPS = ("conv1x1", "conv3x3")
 NUM_STAGES = 3
+# "cell:random": a learner whose cell is drawn at each init (`random_cells`).
+RANDOM_CELL = "random"
+# Folded into an init key to draw the cell, so that the weights of a given
+# key are the same as those of the masked form given that cell.
+RANDOM_CELL_SALT = 0xCE11
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +67,12 @@ class CellNetworkSpec:
     cells_per_stage: cells in each of the 3 stages.
     weight_norm: weight-normalised kernels (False: plain Kaiming kernels).
     conv_impl: `layers.conv2d` implementation ("auto": chosen by backend).
+    random_cells: masked form only: `init(key)` without an encoding draws
+      the cell from the key, uniformly among the cells whose output depends
+      on their input (`space.input_dependent_encodings`), so every fresh
+      learner is a different architecture of the space. The learner
+      "cell:random", for meta-training a teacher over the whole space as
+      the paper's GTN-NAS does.
   """
   encoding: tuple[int, ...] | None
   input_shape: tuple[int, int, int]
@@ -70,9 +81,12 @@ class CellNetworkSpec:
   cells_per_stage: int = 1
   weight_norm: bool = True
   conv_impl: str = "auto"
+  random_cells: bool = False
 
   def __post_init__(self):
     layers.check_impl("conv2d", self.conv_impl)
+    if self.random_cells and self.encoding is not None:
+      raise ValueError("random_cells draws the cell at init: use encoding=None")
     if self.encoding is not None:
       object.__setattr__(self, "encoding", space.validate(self.encoding))
     if self.channels < 1 or self.cells_per_stage < 1:
@@ -80,6 +94,8 @@ class CellNetworkSpec:
 
   @property
   def name(self) -> str:
+    if self.random_cells:
+      return f"cell:{RANDOM_CELL}"
     cell = "masked" if self.encoding is None else space.to_string(self.encoding)
     return f"cell:{cell}"
 
@@ -127,7 +143,9 @@ class CellNetworkSpec:
     """Fresh parameters. The masked form needs `encoding` ([6] ints, may be
     traced); the static form takes its own and rejects a different one."""
     if self.masked:
-      if encoding is None:
+      if encoding is None and self.random_cells:
+        encoding = sample_encoding(jax.random.fold_in(key, RANDOM_CELL_SALT))
+      elif encoding is None:
         raise ValueError("a masked cell network needs init(key, encoding)")
     elif encoding is not None and tuple(int(e) for e in np.asarray(encoding)) != self.encoding:
       raise ValueError("init's encoding differs from the spec's; use a masked spec "
@@ -243,6 +261,13 @@ class CellNetworkSpec:
     return logits, tuple(used_means), tuple(preacts)
 
 
+def sample_encoding(key: jax.Array) -> jax.Array:
+  """[6] int32: a cell drawn uniformly among those whose output depends on
+  the input. Traceable, so a vmapped init draws one cell per learner."""
+  table = jnp.asarray(space.input_dependent_encodings())
+  return table[jax.random.randint(key, (), 0, table.shape[0])]
+
+
 def op_mask(encoding: Any) -> jax.Array:
   """[6, 5] one-hot operations of the live edges (dead edges all zero).
 
@@ -324,8 +349,9 @@ def count_flops(spec: CellNetworkSpec) -> int:
 
 def make(encoding: Sequence[int] | None, input_shape, num_classes: int, *,
          channels: int = 8, cells_per_stage: int = 1, weight_norm: bool = True,
-         conv_impl: str = "auto") -> CellNetworkSpec:
+         conv_impl: str = "auto", random_cells: bool = False) -> CellNetworkSpec:
   return CellNetworkSpec(encoding=None if encoding is None else tuple(encoding),
                          input_shape=tuple(input_shape), num_classes=num_classes,
                          channels=channels, cells_per_stage=cells_per_stage,
-                         weight_norm=weight_norm, conv_impl=conv_impl)
+                         weight_norm=weight_norm, conv_impl=conv_impl,
+                         random_cells=random_cells)

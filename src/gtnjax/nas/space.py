@@ -14,6 +14,7 @@ they are the same network up to the order of commutative sums.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from typing import Sequence
 
@@ -150,6 +151,14 @@ def live_edges(encoding: Sequence[int]) -> tuple[bool, ...]:
       reaches_output[src] = True
   return tuple(OPS[op] != "none" and reaches_input[src] and reaches_output[dst]
                for (src, dst), op in zip(EDGES, encoding))
+
+
+@functools.cache
+def input_dependent_encodings() -> np.ndarray:
+  """[M, 6] every encoding whose output depends on its input, in index order
+  (the cells a random-cell learner draws from)."""
+  table = [from_index(i) for i in range(NUM_ENCODINGS)]
+  return np.array([e for e in table if not output_ignores_input(e)], np.int32)
 
 
 def unique_sample(rng: np.random.Generator, count: int, *,
