@@ -107,7 +107,9 @@ def report(results_root: str) -> None:
             ("grad_norm", "meta-gradient norm", True),
             ("saturated_fraction", "pixels with |x| > 1.9", False)]
   fig, axes = plt.subplots(1, len(fields), figsize=(4.2 * len(fields), 3.6))
-  for name, _, _, _, _, records, _ in rows:
+  for i, (name, _, _, _, _, records, _) in enumerate(rows):
+    # tab10's ten colours, then the same dashed: every run its own line.
+    style = {"color": f"C{i % 10}", "linestyle": ("-", "--", ":")[i // 10 % 3]}
     steps = [r["step"] for r in records]
     for ax, (field, title, log) in zip(axes, fields):
       if field in records[0]:
@@ -116,7 +118,7 @@ def report(results_root: str) -> None:
           k = 10
           values = [sum(values[max(0, i - k + 1):i + 1]) / len(values[max(0, i - k + 1):i + 1])
                     for i in range(len(values))]
-        ax.plot(steps, values, lw=1, label=name)
+        ax.plot(steps, values, lw=1, label=name, **style)
       ax.set_title(title, fontsize=9)
       ax.set_xlabel("meta-step")
       if log:
