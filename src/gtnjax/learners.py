@@ -215,8 +215,9 @@ def learner_name_error(name: str) -> str | None:
     return None
   if name not in ARCHITECTURES:
     return (f"unknown learner {name!r}; choose from {', '.join(sorted(ARCHITECTURES))}, "
-            f"{CELL_PREFIX}<6 operations joined by '-'>, {CELL_PREFIX}random, {FLAX_PREFIX}<module>:<factory> "
-            "(a Flax module), or name a spec given as train.train(..., learners=[spec])")
+            f"{CELL_PREFIX}<6 operations joined by '-'>, {CELL_PREFIX}random, "
+            f"{FLAX_PREFIX}<module>:<factory> (a Flax module), or name a spec given as "
+            "train.train(..., learners=[spec])")
   return None
 
 
