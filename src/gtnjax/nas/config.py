@@ -89,7 +89,7 @@ def validate(c) -> None:
   if c.real_lr_learner:
     from gtnjax import learners
     error = learners.learner_name_error(c.real_lr_learner)
-    need(error is None, "real_lr_learner", f"{error}")
+    need(error is None, "real_lr_learner", error)
   need(c.teacher.inner_steps == c.gtn_steps, "teacher.inner_steps",
        f"must equal gtn_steps ({c.gtn_steps}): the GTN proxy trains for the "
        "teacher's curriculum length")

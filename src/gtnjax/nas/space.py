@@ -158,7 +158,9 @@ def input_dependent_encodings() -> np.ndarray:
   """[M, 6] every encoding whose output depends on its input, in index order
   (the cells a random-cell learner draws from)."""
   table = [from_index(i) for i in range(NUM_ENCODINGS)]
-  return np.array([e for e in table if not output_ignores_input(e)], np.int32)
+  table = np.array([e for e in table if not output_ignores_input(e)], np.int32)
+  table.setflags(write=False)  # cached: one array shared by every caller
+  return table
 
 
 def unique_sample(rng: np.random.Generator, count: int, *,
