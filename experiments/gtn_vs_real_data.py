@@ -7,7 +7,8 @@ Runs `gtnjax train` with `mnist.py:cpu` and `fashion_mnist.py:cpu` (the
 defaults the meta-training study chose) for two meta-training seeds each,
 evaluating fresh learners of the training architecture and of three it never
 saw (on MNIST seed 0's teacher); then a population of two architectures during meta-training, and a
-dataset-distillation teacher with the same budget (for the learning curves).
+dataset-distillation teacher with the same budget (for the learning curves);
+then two more unseen learners on the population's teacher (`EVALUATIONS`).
 Each run's `config.json`, `metrics.jsonl` and `summary.json` (and the
 learned-schedule baseline's metrics) land in `results/gtn_vs_real_data/NAME/`;
 finished runs are skipped, so the script resumes. `--report` writes
@@ -50,6 +51,12 @@ SUITE: runner.Suite = {
         "seed": "0", "teacher": "distillation", "meta_lr": lr,
         "learned_schedule_baseline": "false"}) for lr in ("0.01", "0.03", "0.1")},
 }
+# More architectures that meta-training never saw, evaluated on a finished
+# teacher (`gtnjax evaluate`: no meta-training again): the paper's larger CNN,
+# and a LeNet-5 written as a plain Flax module outside gtnjax
+# (experiments/outside_learners.py: no weight norm, no batch norm).
+EVALUATIONS = {"mnist_population_cnn_small_mlp_s0": (
+    "cnn_large", "flax:outside_learners:make_lenet5")}
 
 
 def best_distillation(results_root: str) -> str | None:
@@ -79,6 +86,11 @@ def report(results_root: str) -> None:
     if os.path.exists(path):
       with open(path) as f:
         summaries[name] = json.load(f)
+      for learner in EVALUATIONS.get(name, ()):
+        extra = runner.evaluation_path(results_root, name, learner)
+        if os.path.exists(extra):
+          with open(extra) as f:
+            summaries[name]["per_learner"].update(json.load(f)["per_learner"])
   lines = ["| data set / run | learner | meta seeds | GTN | real data, best constant lr "
            "| real data, learned schedule | untrained teacher | real-data steps to match GTN |",
            "|---|---|---|---|---|---|---|---|"]
@@ -117,4 +129,4 @@ def report(results_root: str) -> None:
 
 
 if __name__ == "__main__":
-  runner.main(__doc__, "gtn_vs_real_data", SUITE, report)
+  runner.main(__doc__, "gtn_vs_real_data", SUITE, report, EVALUATIONS)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -56,8 +57,46 @@ def run_one(name: str, config: str, overrides: dict[str, str], workdir_root: str
         + f"; {time.time() - start:.0f} s", flush=True)
 
 
-def main(doc: str, suite_name: str, suite: Suite, report: Callable[[str], None]) -> None:
-  """The command line of an experiment script: run what is missing, then report."""
+def evaluation_path(results_root: str, name: str, learner: str) -> str:
+  """Where `evaluate_one` keeps run `name`'s evaluation of `learner`."""
+  slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", learner)
+  return os.path.join(results_root, name, f"evaluate_{slug}.json")
+
+
+def evaluate_one(name: str, learner: str, workdir_root: str, results_root: str,
+                 code: str) -> None:
+  """`gtnjax evaluate` a finished run's teacher on one more learner (fresh learners
+  and both real-data baselines, no meta-training again); its JSON goes next to
+  the run's summary. `experiments/` is on PYTHONPATH for `flax:outside_learners:...`."""
+  workdir = os.path.join(workdir_root, name)
+  out = evaluation_path(results_root, name, learner)
+  command = [sys.executable, "-m", "gtnjax.cli", "evaluate", "--workdir", workdir,
+             "--learner", learner]
+  env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+      [os.path.join(code, "src"), os.path.join(REPO, "experiments")])}
+  start = time.time()
+  print(f"[{time.strftime('%H:%M:%S')}] {name}: evaluate {learner}", flush=True)
+  with open(os.path.join(workdir, "log.txt"), "a") as log:
+    result = subprocess.run(command, env=env, stdout=subprocess.PIPE, stderr=log, text=True)
+  if result.returncode != 0:
+    print(f"  {name}: evaluate {learner} exited {result.returncode}; see {workdir}/log.txt",
+          flush=True)
+    return
+  evaluation = json.loads(result.stdout)
+  with open(out, "w") as f:
+    json.dump(evaluation, f, indent=1)
+  gtn = evaluation["per_learner"][learner]["gtn_test_accuracy"]
+  real = evaluation["per_learner"][learner]["real_data_test_accuracy"]
+  print(f"  {name} / {learner}: GTN {gtn['mean']:.3f} ± {gtn['std']:.3f}, real data "
+        f"{real['mean']:.3f}; {time.time() - start:.0f} s", flush=True)
+
+
+def main(doc: str, suite_name: str, suite: Suite, report: Callable[[str], None],
+         evaluations: dict[str, tuple[str, ...]] | None = None) -> None:
+  """The command line of an experiment script: run what is missing, then report.
+
+  `evaluations` {run name: learners} are evaluated on that run's finished
+  teacher after it trains (`evaluate_one`), each once."""
   parser = argparse.ArgumentParser(description=doc.strip().split("\n")[0])
   parser.add_argument("--only", default="", help="comma-separated run names (default: all)")
   parser.add_argument("--workdir-root", default=os.path.join(REPO, "runs", suite_name))
@@ -75,5 +114,12 @@ def main(doc: str, suite_name: str, suite: Suite, report: Callable[[str], None])
         config, overrides = suite[name]
         run_one(name, config, overrides, args.workdir_root, args.results,
                 os.path.abspath(args.code))
+    for name in names:
+      for learner in (evaluations or {}).get(name, ()):
+        done = os.path.exists(evaluation_path(args.results, name, learner))
+        trained = os.path.exists(os.path.join(args.results, name, "summary.json"))
+        if trained and not done:
+          evaluate_one(name, learner, args.workdir_root, args.results,
+                       os.path.abspath(args.code))
   os.makedirs(args.results, exist_ok=True)
   report(args.results)
