@@ -49,7 +49,7 @@ SUITE: runner.Suite = {
     # accuracy of the last 10% of meta-steps (`best_distillation`), not on test.
     **{f"mnist_distillation_meta_lr_{lr}_s0": (CPU["mnist"], {
         "seed": "0", "teacher": "distillation", "meta_lr": lr,
-        "learned_schedule_baseline": "false"}) for lr in ("0.01", "0.03", "0.1")},
+        "learned_schedule_baseline": "false"}) for lr in ("0.01", "0.03", "0.1", "0.3")},
 }
 # More architectures that meta-training never saw, evaluated on a finished
 # teacher (`gtnjax evaluate`: no meta-training again): the paper's larger CNN,
