@@ -234,6 +234,76 @@ def test_analysis_writes_summary_and_plot(tmp_path):
       r["val_acc_seed0"] for r in rows)
 
 
+def test_teacher_free_proxies_are_computed_once_and_shared(tmp_path, monkeypatch):
+  """A second run with another teacher takes the real-data and zero-cost
+  proxies from the cache and trains only its GTN proxies; other settings use
+  another cache file. (The proxies themselves are stubbed: this is the
+  bookkeeping; that the teacher-free columns of two real runs agree bit for
+  bit is in results/nas_fmnist*/proxies.csv.)"""
+  import types
+  from gtnjax import data
+  from gtnjax.nas import config as nas_config
+  from gtnjax.nas import pipeline
+  monkeypatch.setenv("GTNJAX_CACHE_DIR", str(tmp_path / "cache"))
+  c = nas_config.default_config()
+  c.dataset = c.teacher.dataset = "digits"
+  c.channels, c.proxy_batch_size = 2, 8
+  dataset = data.load("digits")
+  trained_sets = []
+
+  def training_scores(spec, teacher_spec, teacher_params, untrained_params, key, *data, proxies,
+                      **kwargs):
+    trained_sets.append(proxies)
+    values = {"gtn": teacher_params, "gtn_untrained": untrained_params,
+              "real_same_steps": 0.25, "real_9x_steps": 0.5}
+    return {p: values[p] for p in proxies}
+  zero_cost = {p: float(i) for i, p in enumerate(proxies.ZERO_COST_PROXIES)}
+  monkeypatch.setattr(proxies, "training_scores", training_scores)
+  monkeypatch.setattr(proxies, "zero_cost_scores", lambda *args: zero_cost)
+  rows = [{"index": i, "encoding": e, "hash": "h", "params": 1.0, "flops": 2.0} for i, e in
+          enumerate(["conv1x1-conv3x3-skip-none-avg_pool3x3-conv3x3",
+                     "conv3x3-skip-none-conv1x1-none-skip"])]
+  real_lr = {"real_same_steps": 0.05, "real_9x_steps": 0.1}
+  run = types.SimpleNamespace(teacher_spec=None)
+  for name in ("a", "b"):
+    (tmp_path / name).mkdir()  # run() makes the workdir
+  first = pipeline.compute_proxies(c, rows[:1], run, 0.7, 0.1, dataset, real_lr,
+                                   str(tmp_path / "a"), log=lambda _: None)
+  assert trained_sets == [proxies.TRAINING_PROXIES]
+  cache = pipeline.teacher_free_cache_path(c, dataset, real_lr)
+  assert os.path.exists(cache)
+
+  def recomputed(*args):
+    raise LookupError("recomputed")
+  monkeypatch.setattr(proxies, "zero_cost_scores", recomputed)
+  rows[1]["index"] = 0  # another candidate under a cached index: not a hit
+  with pytest.raises(LookupError, match="recomputed"):
+    pipeline.compute_proxies(c, rows[1:], run, 0.8, 0.1, dataset, real_lr,
+                             str(tmp_path / "b"), log=lambda _: None)
+  trained_sets.clear()
+  second = pipeline.compute_proxies(c, rows[:1], run, 0.9, 0.1, dataset, real_lr,
+                                    str(tmp_path / "b"), log=lambda _: None)
+  assert trained_sets == [("gtn", "gtn_untrained")]
+  for name in pipeline.TEACHER_FREE_PROXIES + ("gtn_untrained", "params", "flops"):
+    assert second[0][name] == first[0][name], name
+  assert (first[0]["gtn"], second[0]["gtn"]) == (0.7, 0.9)
+  # A row cut short by a killed run is skipped, and the next row starts a new line.
+  with open(cache, "a") as f:
+    f.write("1,conv3x3-skip-no")
+  monkeypatch.setattr(proxies, "zero_cost_scores", lambda *args: zero_cost)
+  rows[1]["index"] = 1
+  (tmp_path / "c").mkdir()
+  pipeline.compute_proxies(c, rows[1:], run, 0.8, 0.1, dataset, real_lr, str(tmp_path / "c"),
+                           log=lambda _: None)
+  assert set(pipeline._read_teacher_free_cache(cache)) == {(r["index"], r["encoding"])
+                                                          for r in rows}
+  c.proxy_batch_size = 4
+  assert pipeline.teacher_free_cache_path(c, dataset, real_lr) != cache
+  c.proxy_batch_size = 8
+  assert pipeline.teacher_free_cache_path(c, dataset, real_lr) == cache
+  assert pipeline.teacher_free_cache_path(c, dataset, {**real_lr, "real_9x_steps": 0.2}) != cache
+
+
 def test_nas_command_rejects_bad_configs_before_work(tmp_path, capsys, monkeypatch):
   from gtnjax import cli
   # Already set, so the command leaves the process environment alone.

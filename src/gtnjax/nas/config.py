@@ -50,6 +50,10 @@ def default_config() -> ml_collections.ConfigDict:
   # lr; "" = the teacher's first learner (its fixed learner).
   c.real_lr_learner = ""
   c.proxies = PROXIES
+  # Keep the proxies that do not depend on the teacher (real-data and
+  # zero-cost) in a cache shared by runs with the same settings, so that a run
+  # with another teacher scores only its GTN proxies (gtnjax.nas.pipeline).
+  c.cache_teacher_free_proxies = True
   # Proxy costs are timed on this many candidates (each proxy compiled alone).
   c.cost_candidates = 3
   # The teacher for the `gtn` proxy: a `gtnjax train` config.

@@ -9,8 +9,10 @@ Stages, each of which resumes where it stopped (rerun the same command):
   3. real lr       the real-data proxies' peak lr, chosen on validation for
                    the teacher's fixed learner (WORKDIR/real_proxy_lr.json);
   4. proxies       every proxy of every candidate, a row each in
-                   WORKDIR/proxies.csv, then their costs timed on a few
-                   candidates (WORKDIR/proxy_costs.json);
+                   WORKDIR/proxies.csv (the teacher-free ones computed once
+                   per setting and shared by runs through a cache,
+                   `teacher_free_cache_path`), then their costs timed on a
+                   few candidates (WORKDIR/proxy_costs.json);
   5. analysis      rank metrics with bootstrap intervals, paired bootstraps
                    of gtn against every other proxy, the test-retest ceiling,
                    searches; WORKDIR/summary.json and
@@ -22,6 +24,7 @@ appears only in the reported accuracy of searched architectures).
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 import time
@@ -32,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gtnjax import data, evaluation, train
+from gtnjax.data import cache as data_cache
 from gtnjax.nas import config as nas_config
 from gtnjax.nas import ground_truth, metrics, network, proxies, search, space, training
 
@@ -89,15 +93,79 @@ def _read_proxy_rows(path):
                               for k, v in r.items()} for r in csv.DictReader(f)}
 
 
+# Proxies that do not depend on the teacher: the same in every `gtnjax nas`
+# run with the same candidates and proxy settings (a second teacher's run
+# finds them all equal, bit for bit), so each is computed once and kept in a
+# cache beside the data sets' (`teacher_free_cache_path`); a run with a new
+# teacher then pays only for its GTN proxies.
+TEACHER_FREE_PROXIES = ("real_same_steps", "real_9x_steps") + proxies.ZERO_COST_PROXIES
+# The code the teacher-free proxies run: an edit to any of it starts a new cache.
+_TEACHER_FREE_SOURCES = ("nas/network.py", "nas/proxies.py", "nas/training.py",
+                         "inner_loop.py", "layers.py", "evaluation.py", "ops/conv.py",
+                         "ops/pool.py")  # relative to the gtnjax package
+
+
+def teacher_free_cache_path(config, dataset, real_lr) -> str:
+  """The cache file of the teacher-free proxies for these settings: keyed by
+  everything they depend on (data, network shape, steps, batches, lrs, keys,
+  backend and the source of the code that computes them)."""
+  package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  source = hashlib.sha256()
+  for name in _TEACHER_FREE_SOURCES:
+    with open(os.path.join(package, *name.split("/")), "rb") as f:
+      source.update(f.read())
+  data_digest = hashlib.sha256()
+  for array in (dataset.train_images, dataset.train_labels, dataset.validation_images,
+                dataset.validation_labels):
+    data_digest.update(np.ascontiguousarray(array[::97]).tobytes())
+    data_digest.update(str(array.shape).encode())
+  settings = {
+      "dataset": config.dataset, "data": data_digest.hexdigest(),
+      "channels": config.channels, "cells_per_stage": config.cells_per_stage,
+      "weight_norm": bool(config.teacher.weight_norm), "gtn_steps": config.gtn_steps,
+      "long_proxy_factor": config.long_proxy_factor,
+      "batch_size": config.teacher.inner_batch_size,
+      "proxy_batch_size": config.proxy_batch_size,
+      "lr": [real_lr["real_same_steps"], real_lr["real_9x_steps"]],
+      "key_salt": PROXY_KEY_SALT, "backend": jax.default_backend(),
+      "jax": jax.__version__, "source": source.hexdigest()}
+  digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+  return os.path.join(data_cache.default_cache_dir(), "nas_proxies",
+                      f"{config.dataset}-{digest}.csv")
+
+
+def _read_teacher_free_cache(path) -> dict[tuple[int, str], dict[str, float]]:
+  """{(index, encoding): teacher-free proxies}: a candidate's key is drawn from
+  its index, so both identify its values. A row that does not parse (a run
+  killed while writing it) is skipped: its candidate is scored again."""
+  if not os.path.exists(path):
+    return {}
+  out = {}
+  with open(path, newline="") as f:
+    for r in csv.DictReader(f):
+      try:
+        out[(int(r["index"]), r["encoding"])] = {p: float(r[p]) for p in TEACHER_FREE_PROXIES}
+      except (KeyError, ValueError, TypeError):
+        continue
+  return out
+
+
 def compute_proxies(config, rows, teacher_run, teacher_params, untrained_params, dataset,
                     real_lr, workdir, log) -> dict[int, dict[str, Any]]:
   path = os.path.join(workdir, "proxies.csv")
   done = _read_proxy_rows(path)
   todo = [r for r in rows if r["index"] not in done]
-  log(f"proxies: {len(done)} candidates done, {len(todo)} to score")
+  cache_path = teacher_free_cache_path(config, dataset, real_lr)
+  cached = _read_teacher_free_cache(cache_path) if config.cache_teacher_free_proxies else {}
+  hits = sum((r["index"], r["encoding"]) in cached for r in todo)
+  log(f"proxies: {len(done)} candidates done, {len(todo)} to score "
+      f"({hits} with their teacher-free proxies cached in {cache_path})")
   train_x, train_y = jnp.asarray(dataset.train_images), jnp.asarray(dataset.train_labels)
   val_x, val_y = jnp.asarray(dataset.validation_images), jnp.asarray(dataset.validation_labels)
   new_file = not os.path.exists(path)
+  if config.cache_teacher_free_proxies:
+    os.makedirs(os.path.dirname(cache_path), exist_ok=True)
+  new_cache = not os.path.exists(cache_path)
   with open(path, "a", newline="") as f:
     writer = csv.DictWriter(f, fieldnames=PROXY_COLUMNS)
     if new_file:
@@ -107,16 +175,25 @@ def compute_proxies(config, rows, teacher_run, teacher_params, untrained_params,
       enc = space.from_string(row["encoding"])
       spec = _candidate_spec(config, enc, dataset)
       key = proxy_key(row["index"])
-      batch_x, batch_y = _proxy_batch(config, key, train_x, train_y)
-      scores = {k: float(v) for k, v in proxies.zero_cost_scores(spec, key, batch_x,
-                                                                  batch_y).items()}
+      hit = cached.get((row["index"], row["encoding"]))
+      if hit is not None:
+        scores = dict(hit)
+        to_train = tuple(p for p in proxies.TRAINING_PROXIES if p not in scores)
+      else:
+        batch_x, batch_y = _proxy_batch(config, key, train_x, train_y)
+        scores = {k: float(v) for k, v in proxies.zero_cost_scores(spec, key, batch_x,
+                                                                    batch_y).items()}
+        to_train = proxies.TRAINING_PROXIES
       trained = proxies.training_scores(
           spec, teacher_run.teacher_spec, teacher_params, untrained_params, key, train_x,
           train_y, val_x, val_y, real_lr["real_same_steps"], real_lr["real_9x_steps"],
-          proxies=proxies.TRAINING_PROXIES, gtn_steps=config.gtn_steps,
+          proxies=to_train, gtn_steps=config.gtn_steps,
           long_steps=config.gtn_steps * config.long_proxy_factor,
           batch_size=config.teacher.inner_batch_size)
       scores.update({k: float(v) for k, v in trained.items()})
+      if config.cache_teacher_free_proxies and hit is None:
+        _append_teacher_free(cache_path, new_cache, row, scores)
+        new_cache = False
       scores["params"] = float(row["params"])
       scores["flops"] = float(row["flops"])
       out = {"index": row["index"], "encoding": row["encoding"], "hash": row["hash"],
@@ -129,8 +206,25 @@ def compute_proxies(config, rows, teacher_run, teacher_params, untrained_params,
       jax.clear_caches()
       log(f"[{n + 1}/{len(todo)}] #{row['index']} gtn {scores['gtn']:.3f} real "
           f"{scores['real_same_steps']:.3f}/{scores['real_9x_steps']:.3f} "
-          f"({out['seconds']:.0f} s with compilation)")
+          f"({out['seconds']:.0f} s with compilation"
+          + (", teacher-free proxies cached)" if hit is not None else ")"))
   return done
+
+
+def _append_teacher_free(path, new_file, row, scores) -> None:
+  cut_short = False  # the last row of a run killed while writing it
+  if not new_file and os.path.getsize(path) > 0:
+    with open(path, "rb") as f:
+      f.seek(-1, os.SEEK_END)
+      cut_short = f.read(1) != b"\n"
+  with open(path, "a", newline="") as f:
+    if cut_short:
+      f.write("\n")
+    writer = csv.DictWriter(f, fieldnames=("index", "encoding") + TEACHER_FREE_PROXIES)
+    if new_file:
+      writer.writeheader()
+    writer.writerow({"index": row["index"], "encoding": row["encoding"],
+                     **{p: repr(scores[p]) for p in TEACHER_FREE_PROXIES}})
 
 
 def _candidate_spec(config, enc, dataset) -> network.CellNetworkSpec:
