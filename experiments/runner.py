@@ -64,14 +64,15 @@ def evaluation_path(results_root: str, name: str, learner: str) -> str:
 
 
 def evaluate_one(name: str, learner: str, workdir_root: str, results_root: str,
-                 code: str) -> None:
-  """`gtnjax evaluate` a finished run's teacher on one more learner (fresh learners
-  and both real-data baselines, no meta-training again); its JSON goes next to
-  the run's summary. `experiments/` is on PYTHONPATH for `flax:outside_learners:...`."""
+                 code: str, flags: tuple[str, ...] = ()) -> None:
+  """`gtnjax evaluate [flags]` a finished run's teacher on a learner (fresh
+  learners and both real-data baselines, no meta-training again); its JSON goes
+  next to the run's summary. `experiments/` is on PYTHONPATH for
+  `flax:outside_learners:...`."""
   workdir = os.path.join(workdir_root, name)
   out = evaluation_path(results_root, name, learner)
   command = [sys.executable, "-m", "gtnjax.cli", "evaluate", "--workdir", workdir,
-             "--learner", learner]
+             "--learner", learner, *flags]
   env = {**os.environ, "PYTHONPATH": os.pathsep.join(
       [os.path.join(code, "src"), os.path.join(REPO, "experiments")])}
   start = time.time()
@@ -92,11 +93,13 @@ def evaluate_one(name: str, learner: str, workdir_root: str, results_root: str,
 
 
 def main(doc: str, suite_name: str, suite: Suite, report: Callable[[str], None],
-         evaluations: dict[str, tuple[str, ...]] | None = None) -> None:
+         evaluations: dict[str, tuple[str, ...]] | None = None,
+         evaluate_flags: tuple[str, ...] = ()) -> None:
   """The command line of an experiment script: run what is missing, then report.
 
-  `evaluations` {run name: learners} are evaluated on that run's finished
-  teacher after it trains (`evaluate_one`), each once."""
+  `evaluations` {run name: learners} are evaluated (`gtnjax evaluate
+  *evaluate_flags`) on that run's finished teacher after it trains
+  (`evaluate_one`), each once."""
   parser = argparse.ArgumentParser(description=doc.strip().split("\n")[0])
   parser.add_argument("--only", default="", help="comma-separated run names (default: all)")
   parser.add_argument("--workdir-root", default=os.path.join(REPO, "runs", suite_name))
@@ -120,6 +123,6 @@ def main(doc: str, suite_name: str, suite: Suite, report: Callable[[str], None],
         trained = os.path.exists(os.path.join(args.results, name, "summary.json"))
         if trained and not done:
           evaluate_one(name, learner, args.workdir_root, args.results,
-                       os.path.abspath(args.code))
+                       os.path.abspath(args.code), evaluate_flags)
   os.makedirs(args.results, exist_ok=True)
   report(args.results)

@@ -160,10 +160,11 @@ def test_meta_training_beats_the_untrained_teacher(trained):
 def test_evaluate_export_samples_plot(trained, tmp_path, repo_root):
   workdir, _ = trained
   result = gtnjax("evaluate", "--workdir", str(workdir), "--learner", "mlp", "--seeds", "2",
-                  cwd=repo_root)
+                  "--tune-schedule", cwd=repo_root)
   assert result.returncode == 0, result.stderr[-2000:]
   evaluation = json.loads(result.stdout)
   assert evaluation["learner"] == "mlp" and evaluation["gtn_test_accuracy"]["n"] == 2
+  _check_tuned_schedule(workdir, evaluation)
 
   out = tmp_path / "curriculum.npz"
   assert gtnjax("export", "--workdir", str(workdir), "--out", str(out),
@@ -182,6 +183,29 @@ def test_evaluate_export_samples_plot(trained, tmp_path, repo_root):
     result = gtnjax(command, "--workdir", str(workdir), "--out", str(png), cwd=repo_root)
     assert result.returncode == 0, result.stderr[-2000:]
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _check_tuned_schedule(workdir, evaluation):
+  """The tuned-schedule evaluation picks the best setting of its sweep on
+  validation; its sweep holds the learned schedule unchanged (scale 1, learned
+  momenta), which reproduces the untuned GTN accuracy exactly."""
+  import jax.numpy as jnp
+
+  from gtnjax import evaluation as ev, train
+
+  tuned = evaluation["gtn_tuned_schedule_test_accuracy"]
+  sweep = tuned["sweep"]
+  assert len(sweep) == len(ev.SCHEDULE_LR_SCALES) * len(ev.SCHEDULE_MOMENTA) and tuned["n"] == 2
+  best = max(sweep, key=lambda s: s["validation_accuracy"])
+  assert (tuned["lr_scale"], tuned["momentum"]) == (best["lr_scale"], best["momentum"])
+  assert len({s["validation_accuracy"] for s in sweep}) > 1  # the knobs change training
+  run, params, _ = train.load_teacher(str(workdir))
+  data = run.dataset
+  learned = ev._teacher_accuracies(
+      params, ev.seed_keys(run.config.seed, 2), data.train_images, data.train_labels,
+      data.test_images, data.test_labels, 1.0, jnp.nan, spec=run.learner_spec("mlp"),
+      teacher_spec=run.teacher_spec)
+  assert [float(a) for a in learned] == evaluation["gtn_test_accuracy"]["values"]
 
 
 def _check_export_reproduces_the_first_fresh_learner(workdir, arrays):

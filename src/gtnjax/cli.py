@@ -1,7 +1,7 @@
 """The `gtnjax` command.
 
   gtnjax train    --config FILE.py[:ARG] [--config.FIELD=VALUE ...] --workdir DIR
-  gtnjax evaluate --workdir DIR [--learner NAME] [--seeds N]
+  gtnjax evaluate --workdir DIR [--learner NAME] [--seeds N] [--tune-schedule]
   gtnjax export   --workdir DIR --out FILE.npz
   gtnjax samples  --workdir DIR --out FILE.png
   gtnjax plot     --workdir DIR --out FILE.png
@@ -77,6 +77,9 @@ def _parser() -> argparse.ArgumentParser:
   p.add_argument("--workdir", required=True)
   p.add_argument("--learner", default=None, help="architecture to evaluate (default: the run's)")
   p.add_argument("--seeds", type=int, default=None, help="learners per evaluation")
+  _flag(p, "--tune-schedule", action="store_true",
+                 help="also tune the learned schedule per learner on validation (lr scale, "
+                      "momentum), as the real-data baseline is tuned")
 
   p = sub.add_parser("export", help="write the synthetic curriculum as an .npz of plain arrays")
   p.add_argument("--workdir", required=True)
@@ -191,7 +194,8 @@ def _run(args, overrides) -> int:
     names = (args.learner,)
   run, params, step = train.load_teacher(args.workdir)
   if args.command == "evaluate":
-    result = train.summarise(run, params, learner_names=names, num_seeds=args.seeds)
+    result = train.summarise(run, params, learner_names=names, num_seeds=args.seeds,
+                             tune_schedule=args.tune_schedule)
     result["checkpoint_step"] = step
     print(json.dumps(result, indent=1))
   elif args.command == "export":

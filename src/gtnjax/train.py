@@ -444,7 +444,8 @@ def train(config, workdir: str, *, progress: bool = True, data_dir: str | None =
 
 def summarise(run: Run, teacher_params, init_key: jax.Array | None = None,
               learner_names: tuple[str, ...] | None = None,
-              num_seeds: int | None = None, progress: bool = True) -> dict[str, Any]:
+              num_seeds: int | None = None, progress: bool = True,
+              tune_schedule: bool = False) -> dict[str, Any]:
   """Evaluation of a teacher against both real-data baselines (`gtnjax.baselines`).
 
   Per learner: the teacher's test accuracy (`gtn_test_accuracy`), the constant-
@@ -452,7 +453,9 @@ def summarise(run: Run, teacher_params, init_key: jax.Array | None = None,
   learned-schedule baseline (`real_data_learned_schedule_test_accuracy`), how
   many real-data steps of the constant schedule match the teacher's accuracy
   (`real_data_steps_to_match`, None beyond the curve), and with `init_key` the
-  untrained teacher.
+  untrained teacher. With `tune_schedule` also the teacher's curriculum with its
+  schedule tuned per learner on validation (`gtn_tuned_schedule_test_accuracy`,
+  `evaluation.evaluate_teacher_tuned`).
   """
   from tqdm import tqdm
   config = run.config
@@ -462,7 +465,9 @@ def summarise(run: Run, teacher_params, init_key: jax.Array | None = None,
   if learned_baseline:
     learned = baselines.learned_schedule(run, names, num_seeds, progress=progress)
   sweep_size = len(config.baseline_lrs) * len(config.baseline_momenta) + 1
-  bar = tqdm(total=len(names) * (sweep_size + 1 + (init_key is not None)),
+  schedule_sweep = (len(evaluation.SCHEDULE_LR_SCALES) * len(evaluation.SCHEDULE_MOMENTA)
+                    if tune_schedule else 0)
+  bar = tqdm(total=len(names) * (sweep_size + 1 + (init_key is not None) + schedule_sweep),
              desc="evaluate", unit="run", dynamic_ncols=True,
              disable=not (progress and jax.process_index() == 0))
   per_learner = {}
@@ -474,6 +479,10 @@ def summarise(run: Run, teacher_params, init_key: jax.Array | None = None,
     bar.update(1)
     real = baselines.constant_schedule(run, name, num_seeds, progress=lambda: bar.update(1))
     result = {"gtn_test_accuracy": gtn, "real_data_test_accuracy": real}
+    if tune_schedule:
+      result["gtn_tuned_schedule_test_accuracy"] = evaluation.evaluate_teacher_tuned(
+          run.teacher_spec, teacher_params, spec, run.dataset, seed=config.seed,
+          num_seeds=num_seeds, progress=lambda: bar.update(1))
     if learned_baseline:
       result["real_data_learned_schedule_test_accuracy"] = learned[name]
     result["real_data_steps_to_match"] = evaluation.steps_to_match(gtn["mean"],
