@@ -100,9 +100,10 @@ def _read_proxy_rows(path):
 # teacher then pays only for its GTN proxies.
 TEACHER_FREE_PROXIES = ("real_same_steps", "real_9x_steps") + proxies.ZERO_COST_PROXIES
 # The code the teacher-free proxies run: an edit to any of it starts a new cache.
-_TEACHER_FREE_SOURCES = ("nas/network.py", "nas/proxies.py", "nas/training.py",
-                         "inner_loop.py", "layers.py", "evaluation.py", "ops/conv.py",
-                         "ops/pool.py")  # relative to the gtnjax package
+# This module is among them: its proxy keys, proxy batches and candidate specs.
+_TEACHER_FREE_SOURCES = ("nas/pipeline.py", "nas/network.py", "nas/proxies.py",
+                         "nas/training.py", "nas/space.py", "inner_loop.py", "layers.py",
+                         "evaluation.py", "ops/conv.py", "ops/pool.py")  # in the package
 
 
 def teacher_free_cache_path(config, dataset, real_lr) -> str:
