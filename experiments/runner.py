@@ -57,22 +57,33 @@ def run_one(name: str, config: str, overrides: dict[str, str], workdir_root: str
         + f"; {time.time() - start:.0f} s", flush=True)
 
 
-def evaluation_path(results_root: str, name: str, learner: str) -> str:
+# An evaluation: a learner name, or (learner name, number of fresh learners)
+# where the run's default number is too few to separate GTN from real data.
+Evaluation = str | tuple[str, int]
+
+
+def evaluation_path(results_root: str, name: str, learner: str,
+                    seeds: int | None = None) -> str:
   """Where `evaluate_one` keeps run `name`'s evaluation of `learner`."""
   slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", learner)
-  return os.path.join(results_root, name, f"evaluate_{slug}.json")
+  suffix = f"_{seeds}_learners" if seeds else ""
+  return os.path.join(results_root, name, f"evaluate_{slug}{suffix}.json")
+
+
+def split_evaluation(evaluation: Evaluation) -> tuple[str, int | None]:
+  return (evaluation, None) if isinstance(evaluation, str) else evaluation
 
 
 def evaluate_one(name: str, learner: str, workdir_root: str, results_root: str,
-                 code: str, flags: tuple[str, ...] = ()) -> None:
+                 code: str, flags: tuple[str, ...] = (), seeds: int | None = None) -> None:
   """`gtnjax evaluate [flags]` a finished run's teacher on a learner (fresh
   learners and both real-data baselines, no meta-training again); its JSON goes
   next to the run's summary. `experiments/` is on PYTHONPATH for
   `flax:outside_learners:...`."""
   workdir = os.path.join(workdir_root, name)
-  out = evaluation_path(results_root, name, learner)
+  out = evaluation_path(results_root, name, learner, seeds)
   command = [sys.executable, "-m", "gtnjax.cli", "evaluate", "--workdir", workdir,
-             "--learner", learner, *flags]
+             "--learner", learner, *flags, *(["--seeds", str(seeds)] if seeds else [])]
   env = {**os.environ, "PYTHONPATH": os.pathsep.join(
       [os.path.join(code, "src"), os.path.join(REPO, "experiments")])}
   start = time.time()
@@ -93,11 +104,11 @@ def evaluate_one(name: str, learner: str, workdir_root: str, results_root: str,
 
 
 def main(doc: str, suite_name: str, suite: Suite, report: Callable[[str], None],
-         evaluations: dict[str, tuple[str, ...]] | None = None,
+         evaluations: dict[str, tuple[Evaluation, ...]] | None = None,
          evaluate_flags: tuple[str, ...] = ()) -> None:
   """The command line of an experiment script: run what is missing, then report.
 
-  `evaluations` {run name: learners} are evaluated (`gtnjax evaluate
+  `evaluations` {run name: learners, or (learner, fresh learners)} are evaluated (`gtnjax evaluate
   *evaluate_flags`) on that run's finished teacher after it trains
   (`evaluate_one`), each once."""
   parser = argparse.ArgumentParser(description=doc.strip().split("\n")[0])
@@ -118,11 +129,11 @@ def main(doc: str, suite_name: str, suite: Suite, report: Callable[[str], None],
         run_one(name, config, overrides, args.workdir_root, args.results,
                 os.path.abspath(args.code))
     for name in names:
-      for learner in (evaluations or {}).get(name, ()):
-        done = os.path.exists(evaluation_path(args.results, name, learner))
+      for learner, seeds in map(split_evaluation, (evaluations or {}).get(name, ())):
+        done = os.path.exists(evaluation_path(args.results, name, learner, seeds))
         trained = os.path.exists(os.path.join(args.results, name, "summary.json"))
         if trained and not done:
           evaluate_one(name, learner, args.workdir_root, args.results,
-                       os.path.abspath(args.code), evaluate_flags)
+                       os.path.abspath(args.code), evaluate_flags, seeds)
   os.makedirs(args.results, exist_ok=True)
   report(args.results)
