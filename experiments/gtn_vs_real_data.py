@@ -36,8 +36,9 @@ SUITE: runner.Suite = {
     "fashion_mnist_s0": (CPU["fashion_mnist"], {"seed": "0"}),
     "mnist_s1": (CPU["mnist"], {"seed": "1"}),
     "fashion_mnist_s1": (CPU["fashion_mnist"], {"seed": "1"}),
-    "mnist_population_cnn_small_mlp_s0": (CPU["mnist"], {"seed": "0", "learner": "cnn_small,mlp",
-                                                           "eval_learners": f"{UNSEEN},{CELL}"}),
+    **{f"mnist_population_cnn_small_mlp_s{seed}": (CPU["mnist"], {
+        "seed": seed, "learner": "cnn_small,mlp", "eval_learners": f"{UNSEEN},{CELL}"})
+       for seed in ("0", "1")},
     # The same with a small pooling-headed CNN in the population: do the unseen
     # pooling-headed networks (cnn_gap, the cell network) then gain too?
     "mnist_population_cnn_small_mlp_gap_s0": (CPU["mnist"], {
@@ -72,6 +73,11 @@ EVALUATIONS: dict[str, tuple[runner.Evaluation, ...]] = {
     "fashion_mnist_s1": ("cnn_small",),
     "mnist_population_cnn_small_mlp_s0": (
         *UNSEEN.split(","), CELL, "cnn_large", LENET, (LENET, 20),
+        (OUTSIDE + "make_lenet_300_100", 20), (OUTSIDE + "make_two_conv_cnn", 20)),
+    # A second meta-training seed of the population teacher for the unseen
+    # learners (registered before it ran).
+    "mnist_population_cnn_small_mlp_s1": (
+        *UNSEEN.split(","), CELL, "cnn_large", (LENET, 20),
         (OUTSIDE + "make_lenet_300_100", 20), (OUTSIDE + "make_two_conv_cnn", 20)),
 }
 EVALUATE_FLAGS = ("--tune-schedule",)
