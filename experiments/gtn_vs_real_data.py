@@ -22,6 +22,7 @@ import json
 import os
 
 import numpy as np
+from gtnjax.nas import metrics
 
 import runner
 CPU = {name: os.path.join(runner.CONFIGS, f"{name}.py") + ":cpu"
@@ -58,7 +59,7 @@ SUITE: runner.Suite = {
 # also with the teacher's schedule tuned for it on validation (lr scale x
 # momentum, 8 settings; the real-data baseline gets 10): an unseen learner may
 # need another step size than the teacher learned for its own. Beside the
-# learners of the runs, two more architectures meta-training never saw: the
+# learners of the runs, more architectures meta-training never saw: the
 # paper's larger CNN, and classic MNIST networks written as plain Flax modules
 # outside gtnjax (experiments/outside_learners.py: no weight norm, no batch
 # norm). With 5 fresh learners LeNet-5's gain was inside the spread, so the
@@ -120,11 +121,11 @@ def paired_report(results_root: str) -> list[str]:
       for learner, result in per_learner.items():
         if "gtn_tuned_schedule_test_accuracy" not in result:
           continue
-        gain = (np.asarray(result["gtn_tuned_schedule_test_accuracy"]["values"])
-                - np.asarray(result["real_data_test_accuracy"]["values"]))
-        rng = np.random.default_rng(0)
-        means = [rng.choice(gain, gain.size).mean() for _ in range(10_000)]
-        low, high = np.percentile(means, [2.5, 97.5])
+        tuned = np.asarray(result["gtn_tuned_schedule_test_accuracy"]["values"])
+        real = np.asarray(result["real_data_test_accuracy"]["values"])
+        gain = tuned - real
+        low, high = metrics.bootstrap_interval(lambda a, b: float(np.mean(a - b)), tuned, real,
+                                               num_resamples=10_000, seed=0)
         lines.append(f"| {name} | {file} | {gain.size} | {gain.mean():+.3f} ± "
                      f"{gain.std(ddof=1):.3f} ({gain.min():+.3f}, {gain.max():+.3f}) | "
                      f"{int((gain > 0).sum())} of {gain.size} | [{low:+.3f}, {high:+.3f}] |")
