@@ -347,3 +347,34 @@ def test_population_teacher_cells_are_distinct_and_never_candidates():
   random_cells.real_lr_learner = "cell:conv9x9"
   with pytest.raises(nas_config.NasConfigError, match="real_lr_learner"):
     nas_config.validate(random_cells)
+
+
+def _nas_report_module():
+  import importlib.util
+  path = os.path.join(os.path.dirname(__file__), "..", "experiments", "nas_report.py")
+  spec = importlib.util.spec_from_file_location("nas_report", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def test_nas_report_depth_counts_and_tables_from_committed_results(tmp_path):
+  import shutil
+  nas_report = _nas_report_module()
+  depth = lambda text: nas_report.convs_on_longest_live_path(space.from_string(text))
+  assert depth("conv3x3-conv3x3-conv3x3-none-none-conv3x3") == 3   # 0-1-2-3
+  assert depth("conv3x3-none-none-skip-conv3x3-none") == 2           # 0-1-3 beats 0-3
+  assert depth("skip-none-none-conv1x1-none-none") == 1              # 0-1 is dead
+  assert depth("avg_pool3x3-none-none-none-skip-none") == 0
+  assert depth("none-none-none-none-none-none") == -1
+  # The report reads only committed files: run it on a copy of them.
+  results = os.path.join(os.path.dirname(__file__), "..", "results")
+  for run in ("nas_fmnist", "nas_fmnist_population"):
+    shutil.copytree(os.path.join(results, run), tmp_path / run)
+  text = nas_report.report(str(tmp_path), resamples=50)
+  assert (tmp_path / "nas_fmnist" / "table.md").read_text() == text
+  with open(tmp_path / "nas_fmnist" / "summary.json") as f:
+    summary = json.load(f)
+  for name, entry in summary["proxies"].items():
+    assert f"| {name} | {entry['spearman']:+.3f} [" in text
+  assert "| four cells |" in text and "random cells" not in text
