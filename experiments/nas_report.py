@@ -116,17 +116,6 @@ def teacher_table(root: str, truth: dict[int, float], resamples: int) -> list[st
   return lines
 
 
-def convs_on_longest_live_path(encoding) -> int:
-  """Convolutions on the deepest input-to-output path through live edges
-  (-1 when the output ignores the input)."""
-  depth = {0: 0}
-  for (src, dst), op, live in zip(space.EDGES, encoding, space.live_edges(encoding)):
-    if live and src in depth:
-      depth[dst] = max(depth.get(dst, -1),
-                       depth[src] + (space.OPS[op] in ("conv1x1", "conv3x3")))
-  return depth.get(3, -1)
-
-
 def depth_table(root: str, truth: dict[int, float]) -> list[str]:
   lines = ["| teacher | convs on longest live path | cells | median GTN | median real, "
            "16 steps | median ground truth | GTN below 0.35 | real 16 steps below 0.35 |",
@@ -140,8 +129,7 @@ def depth_table(root: str, truth: dict[int, float]) -> list[str]:
     gtn = np.array([float(r["gtn"]) for r in rows])
     real = np.array([float(r["real_same_steps"]) for r in rows])
     gt = np.array([truth[int(r["index"])] for r in rows])
-    depth = np.array([convs_on_longest_live_path(space.from_string(r["encoding"]))
-                      for r in rows])
+    depth = np.array([space.conv_depth(space.from_string(r["encoding"])) for r in rows])
     for k in sorted(set(depth.tolist())):
       m = depth == k
       lines.append(f"| {label} | {k} | {m.sum()} | {np.median(gtn[m]):.3f} | "

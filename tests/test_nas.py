@@ -358,10 +358,10 @@ def _nas_report_module():
   return module
 
 
-def test_nas_report_depth_counts_and_tables_from_committed_results(tmp_path):
+def test_conv_depth_and_nas_report_tables_from_committed_results(tmp_path):
   import shutil
   nas_report = _nas_report_module()
-  depth = lambda text: nas_report.convs_on_longest_live_path(space.from_string(text))
+  depth = lambda text: space.conv_depth(space.from_string(text))
   assert depth("conv3x3-conv3x3-conv3x3-none-none-conv3x3") == 3   # 0-1-2-3
   assert depth("conv3x3-none-none-skip-conv3x3-none") == 2           # 0-1-3 beats 0-3
   assert depth("skip-none-none-conv1x1-none-none") == 1              # 0-1 is dead

@@ -153,6 +153,16 @@ def live_edges(encoding: Sequence[int]) -> tuple[bool, ...]:
                for (src, dst), op in zip(EDGES, encoding))
 
 
+def conv_depth(encoding: Sequence[int]) -> int:
+  """Convolutions on the cell's deepest input-to-output path through live
+  edges; -1 when the output ignores the input."""
+  depth = {0: 0}
+  for (src, dst), op, live in zip(EDGES, validate(encoding), live_edges(encoding)):
+    if live and src in depth:  # edges are in topological order
+      depth[dst] = max(depth.get(dst, -1), depth[src] + OPS[op].startswith("conv"))
+  return depth.get(NUM_NODES - 1, -1)
+
+
 @functools.cache
 def input_dependent_encodings() -> np.ndarray:
   """[M, 6] every encoding whose output depends on its input, in index order
