@@ -1,0 +1,60 @@
+"""The experiment scripts' reports, run on a copy of the committed results."""
+
+import importlib.util
+import json
+import os
+import shutil
+import sys
+
+import numpy as np
+
+EXPERIMENTS = os.path.join(os.path.dirname(__file__), "..", "experiments")
+RESULTS = os.path.join(os.path.dirname(__file__), "..", "results", "gtn_vs_real_data")
+
+
+def _gtn_vs_real_data_module():
+  sys.path.insert(0, EXPERIMENTS)  # the script imports its sibling `runner`
+  try:
+    path = os.path.join(EXPERIMENTS, "gtn_vs_real_data.py")
+    spec = importlib.util.spec_from_file_location("gtn_vs_real_data", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+  finally:
+    sys.path.remove(EXPERIMENTS)
+  return module
+
+
+def test_gtn_vs_real_data_seeds_report_pools_each_evaluation_over_meta_seeds(tmp_path):
+  report = _gtn_vs_real_data_module()
+  shutil.copytree(RESULTS, tmp_path / "results")
+  lines = report.seeds_report(str(tmp_path / "results"))
+  rows = {tuple(cell.strip() for cell in line.strip("|").split("|")[:2]): line
+          for line in lines[2:]}
+  # Each row pools one evaluation over every seed of a run that has it, and
+  # an evaluation run on one seed only has no row.
+  seeds_of = {}
+  for name in report.SUITE:
+    folder = tmp_path / "results" / name
+    for file in (os.listdir(folder) if folder.is_dir() else ()):
+      if file.startswith("evaluate_"):
+        seeds_of.setdefault((name.rsplit("_s", 1)[0], file), []).append(name)
+  assert set(rows) == {key for key, names in seeds_of.items() if len(names) > 1}
+  assert ("mnist", "evaluate_cnn_small.json") in rows
+  for (group, file), names in seeds_of.items():
+    if len(names) < 2:
+      continue
+    means = []
+    for name in names:  # the per-seed gains, recomputed from the JSON here
+      with open(tmp_path / "results" / name / file) as f:
+        (result,) = json.load(f)["per_learner"].values()
+      means.append(np.mean(np.subtract(result["gtn_tuned_schedule_test_accuracy"]["values"],
+                                       result["real_data_test_accuracy"]["values"])))
+    cells = [c.strip() for c in rows[group, file].strip("|").split("|")]
+    assert cells[4] == ", ".join(f"{m:+.3f}" for m in means)
+    assert cells[5] == f"{np.mean(means):+.3f} ± {np.std(means, ddof=1):.3f}"
+    low, high = (float(v) for v in cells[7].strip("[]").split(","))
+    assert low <= np.mean(means) <= high
+  # `--report` writes the table with this section.
+  report.report(str(tmp_path / "results"))
+  text = (tmp_path / "results" / "table.md").read_text()
+  assert "\n".join(lines) in text
