@@ -39,7 +39,7 @@ SUITE: runner.Suite = {
     "fashion_mnist_s1": (CPU["fashion_mnist"], {"seed": "1"}),
     **{f"mnist_population_cnn_small_mlp_s{seed}": (CPU["mnist"], {
         "seed": seed, "learner": "cnn_small,mlp", "eval_learners": f"{UNSEEN},{CELL}"})
-       for seed in ("0", "1")},
+       for seed in ("0", "1", "2")},
     # The same with a small pooling-headed CNN in the population: do the unseen
     # pooling-headed networks (cnn_gap, the cell network) then gain too?
     "mnist_population_cnn_small_mlp_gap_s0": (CPU["mnist"], {
@@ -75,11 +75,12 @@ EVALUATIONS: dict[str, tuple[runner.Evaluation, ...]] = {
     "mnist_population_cnn_small_mlp_s0": (
         *UNSEEN.split(","), CELL, "cnn_large", LENET, (LENET, 20),
         (OUTSIDE + "make_lenet_300_100", 20), (OUTSIDE + "make_two_conv_cnn", 20)),
-    # A second meta-training seed of the population teacher for the unseen
-    # learners (registered before it ran).
-    "mnist_population_cnn_small_mlp_s1": (
+    # A second and a third meta-training seed of the population teacher for
+    # the unseen learners (both registered before either ran).
+    **{f"mnist_population_cnn_small_mlp_s{seed}": (
         *UNSEEN.split(","), CELL, "cnn_large", (LENET, 20),
-        (OUTSIDE + "make_lenet_300_100", 20), (OUTSIDE + "make_two_conv_cnn", 20)),
+        (OUTSIDE + "make_lenet_300_100", 20), (OUTSIDE + "make_two_conv_cnn", 20))
+       for seed in ("1", "2")},
 }
 EVALUATE_FLAGS = ("--tune-schedule",)
 
