@@ -151,10 +151,10 @@ def seeds_report(results_root: str) -> list[str]:
   lines = ["| run | evaluation | meta seeds | learners per seed | mean gain per seed "
            "| mean ± std over seeds | ahead | 95% bootstrap over learners |",
            "|---|---|---|---|---|---|---|---|"]
-  rng = np.random.default_rng(0)
   for (group, file), per_seed in by_group.items():
     if len(per_seed) < 2:
       continue
+    rng = np.random.default_rng(0)  # per row, so a row does not change when others are added
     gains = list(per_seed.values())
     seed_means = np.asarray([g.mean() for g in gains])
     resampled = np.mean([g[rng.integers(0, g.size, (10_000, g.size))].mean(axis=1)
