@@ -76,7 +76,8 @@ EVALUATIONS: dict[str, tuple[runner.Evaluation, ...]] = {
         *UNSEEN.split(","), CELL, "cnn_large", LENET, (LENET, 20),
         (OUTSIDE + "make_lenet_300_100", 20), (OUTSIDE + "make_two_conv_cnn", 20)),
     # A second and a third meta-training seed of the population teacher for
-    # the unseen learners (both registered before either ran).
+    # the unseen learners (each registered before it ran; the third before the
+    # second's results were in).
     **{f"mnist_population_cnn_small_mlp_s{seed}": (
         *UNSEEN.split(","), CELL, "cnn_large", (LENET, 20),
         (OUTSIDE + "make_lenet_300_100", 20), (OUTSIDE + "make_two_conv_cnn", 20))
@@ -143,8 +144,8 @@ def seeds_report(results_root: str) -> list[str]:
   more than one seed of a run: each seed's mean gain, their mean ± std over
   seeds, the learners ahead in all seeds, and a 95% bootstrap of the mean over
   seeds that resamples learners within each seed (10,000 resamples, seed 0) —
-  so it holds the learners' noise, not the seeds'; with two seeds, the std over
-  seeds is the only measure of that."""
+  so it holds the learners' noise, not the seeds'; the std over seeds is the
+  only measure of the seeds' noise."""
   by_group: dict[tuple[str, str], dict[str, np.ndarray]] = {}
   for (name, file), gain in paired_gains(results_root).items():
     by_group.setdefault((name.rsplit("_s", 1)[0], file), {})[name] = gain
