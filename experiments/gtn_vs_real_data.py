@@ -106,6 +106,11 @@ def _fmt(values: list[float]) -> str:
   return f"{values.mean():.3f}{spread}"
 
 
+def run_group(name: str) -> str:
+  """A run's name without its meta-training seed: the runs pooled over seeds."""
+  return name.rsplit("_s", 1)[0]
+
+
 def paired_gains(results_root: str) -> dict[tuple[str, str], np.ndarray]:
   """{(run, evaluation file): GTN with its schedule tuned minus real data with
   its best constant schedule, learner by learner} (both columns train the same
@@ -148,7 +153,7 @@ def seeds_report(results_root: str) -> list[str]:
   only measure of the seeds' noise."""
   by_group: dict[tuple[str, str], dict[str, np.ndarray]] = {}
   for (name, file), gain in paired_gains(results_root).items():
-    by_group.setdefault((name.rsplit("_s", 1)[0], file), {})[name] = gain
+    by_group.setdefault((run_group(name), file), {})[name] = gain
   lines = ["| run | evaluation | meta seeds | learners per seed | mean gain per seed "
            "| mean ± std over seeds | ahead | 95% bootstrap over learners |",
            "|---|---|---|---|---|---|---|---|"]
@@ -188,7 +193,7 @@ def report(results_root: str) -> None:
            "|---|---|---|---|---|---|---|---|---|"]
   groups: dict[tuple[str, str], list[dict]] = {}
   for name, summary in summaries.items():
-    group = name.rsplit("_s", 1)[0]
+    group = run_group(name)
     for learner, result in summary["per_learner"].items():
       groups.setdefault((group, learner), []).append(
           {**result, "inner_steps": summary["inner_steps"]})
