@@ -3,7 +3,7 @@
     pip install -e '.[benchmarks]'   # psutil
     python benchmarks/soak.py --steps 1000 --out benchmarks/results/soak.json
 
-Runs the real training loop (`gtnjax.train.train`: metrics file, TensorBoard,
+Runs the real training loop (`gtnjax.report.train_and_evaluate`: metrics file, TensorBoard,
 checkpoints every 100 steps) on the digits test scale and samples the process's
 resident memory every `--every` meta-steps from a background thread. Counts the
 XLA compilations that happen after the first meta-step from JAX's compile log:
@@ -52,7 +52,7 @@ def main():
   jax_logger.setLevel(logging.WARNING)
   jax_logger.propagate = False  # count compilations without printing each one
 
-  from gtnjax import config as gconfig, train
+  from gtnjax import config as gconfig, report
   config = gconfig.load_config_file(os.path.join(REPO, "experiments", "configs", "digits.py")
                                     + ":test")
   config.num_meta_steps = args.steps
@@ -74,7 +74,7 @@ def main():
   thread = threading.Thread(target=sample, daemon=True)
   start = time.time()
   thread.start()
-  summary = train.train(config, workdir, progress=False)
+  summary = report.train_and_evaluate(config, workdir, progress=False)
   stop.set()
   thread.join()
 

@@ -24,7 +24,7 @@ import os
 
 import numpy as np
 
-from gtnjax import baselines, config as gconfig, evaluation, train
+from gtnjax import baselines, config as gconfig, evaluation, report, train
 
 
 def curves_of_run(workdir: str, num_seeds: int, with_baselines: bool = True
@@ -37,7 +37,7 @@ def curves_of_run(workdir: str, num_seeds: int, with_baselines: bool = True
       seed=config.seed, num_seeds=num_seeds)["mean"]}
   if not with_baselines:
     return out
-  learned = baselines.trained_learned_schedule(run)
+  learned = report.trained_learned_schedule(run)
   if learned is not None:
     baseline_run, baseline_params = learned
     out["real_data_learned_schedule"] = evaluation.learning_curve(

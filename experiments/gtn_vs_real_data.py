@@ -22,7 +22,7 @@ import json
 import os
 
 import numpy as np
-from gtnjax.nas import metrics
+from gtnjax import stats
 
 import runner
 CPU = {name: os.path.join(runner.CONFIGS, f"{name}.py") + ":cpu"
@@ -143,7 +143,7 @@ def paired_report(results_root: str) -> list[str]:
   lines = ["| run | evaluation | learners | paired GTN tuned − real, mean ± std (min, max) "
            "| ahead | 95% bootstrap of the mean |", "|---|---|---|---|---|---|"]
   for (name, file), gain in paired_gains(results_root).items():
-    low, high = metrics.bootstrap_interval(lambda a, b: float(np.mean(a - b)), gain,
+    low, high = stats.bootstrap_interval(lambda a, b: float(np.mean(a - b)), gain,
                                            np.zeros_like(gain), num_resamples=10_000, seed=0)
     lines.append(f"| {name} | {file} | {gain.size} | {gain.mean():+.3f} ± "
                  f"{gain.std(ddof=1):.3f} ({gain.min():+.3f}, {gain.max():+.3f}) | "

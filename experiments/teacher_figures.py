@@ -22,12 +22,12 @@ import os
 
 import numpy as np
 
-from gtnjax import baselines, train, visualize
+from gtnjax import export, report, train, visualize
 
 
 def describe_run(workdir: str, out: str) -> dict:
   run, params, step = train.load_teacher(workdir)
-  arrays = train.curriculum_arrays(run, params)
+  arrays = export.curriculum_arrays(run, params)
   name = os.path.basename(os.path.normpath(workdir))
   grid = visualize.sample_grid(arrays["x"], arrays["y"], arrays["mean"], arrays["std"],
                                max_steps=run.config.inner_steps)
@@ -41,10 +41,10 @@ def describe_run(workdir: str, out: str) -> dict:
       "pixels_above_1": np.mean(pixels > 1.05, axis=(1, 2, 3, 4)).tolist(),
       "target_confidence": arrays["y"].max(-1).mean(-1).tolist(),
   }
-  learned = baselines.trained_learned_schedule(run)
+  learned = report.trained_learned_schedule(run)
   if learned is not None:
     baseline_run, baseline_params = learned
-    baseline = train.curriculum_arrays(baseline_run, baseline_params)
+    baseline = export.curriculum_arrays(baseline_run, baseline_params)
     record["real_data_learned_schedule"] = {"lr": baseline["lr"].tolist(),
                                             "momentum": baseline["momentum"].tolist()}
   return record

@@ -16,16 +16,17 @@ cells = [
         "import json, os, tempfile\n"
         "import numpy as np\n"
         "import matplotlib.pyplot as plt\n"
-        "from gtnjax import config as gconfig, train, visualize\n\n"
+        "from gtnjax import config as gconfig, configs, export, report, train, visualize\n\n"
         "QUICK = os.environ.get('GTNJAX_NOTEBOOK_QUICK', '1') == '1'\n"
-        "cfg = gconfig.default_config()          # the digits defaults\n"
+        "cfg = gconfig.load_config_file(configs.DIGITS)   # the embedded digits run\n"
         "if QUICK:\n"
         "    cfg.inner_steps, cfg.inner_batch_size, cfg.num_meta_steps = 8, 16, 60\n"
+        "    cfg.population = 1\n"
         "    cfg.eval_seeds, cfg.baseline_lrs, cfg.baseline_momenta = 2, (0.1, 0.3), (0.5,)\n"
         "workdir = tempfile.mkdtemp(prefix='gtnjax_')\n"
         "print(cfg)"),
     nbf.v4.new_code_cell(
-        "summary = train.train(cfg, workdir, progress=False)\n"
+        "summary = report.train_and_evaluate(cfg, workdir, progress=False)\n"
         "for key in ('gtn_test_accuracy', 'untrained_teacher_test_accuracy', "
         "'real_data_test_accuracy', 'real_data_learned_schedule_test_accuracy'):\n"
         "    print(f\"{key:42s} {summary[key]['mean']:.3f} ± {summary[key]['std']:.3f}\")"),
@@ -43,7 +44,7 @@ cells = [
         "columns: classes):"),
     nbf.v4.new_code_cell(
         "run, params, step = train.load_teacher(workdir)\n"
-        "arrays = train.export_curriculum(run, params, os.path.join(workdir, 'curriculum.npz'))\n"
+        "arrays = export.export_curriculum(run, params, os.path.join(workdir, 'curriculum.npz'))\n"
         "grid = visualize.sample_grid(arrays['x'], arrays['y'], arrays['mean'], arrays['std'])\n"
         "plt.figure(figsize=(6, 5)); plt.imshow(grid); plt.axis('off'); plt.show()\n"
         "print('learned learning rates', np.round(arrays['lr'], 3))\n"

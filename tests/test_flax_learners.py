@@ -19,7 +19,7 @@ from flax import nnx
 
 from _derivative_checks import QUICK_COMPILE, check_directional_derivatives
 from gtnjax import (baselines, config as gconfig, evaluation, flax_learners, inner_loop,
-                    learners, meta, teacher, train)
+                    meta, registry, report, rundir, teacher, train)
 from gtnjax.teacher import InnerBatches
 
 SHAPE = (8, 8, 1)
@@ -200,17 +200,17 @@ def test_meta_gradient_through_a_batchnorm_learner_matches_finite_differences():
 # ------------------------------------------------------------ "flax:" names
 def test_flax_names_resolve_and_bad_ones_name_the_fix():
   name = "flax:test_flax_learners:make_plain_mlp"
-  assert learners.learner_name_error(name) is None
-  spec = learners.make_learner(name, SHAPE, 10)
+  assert registry.name_error(name) is None
+  spec = registry.make_learner(name, SHAPE, 10)
   assert isinstance(spec, flax_learners.FlaxLearnerSpec) and spec.name == name
-  assert spec == learners.make_learner(name, SHAPE, 10)  # one spec: one compilation
+  assert spec == registry.make_learner(name, SHAPE, 10)  # one spec: one compilation
   for bad, message in [
       ("flax:no_such_module_xyz:make", "cannot import 'no_such_module_xyz'"),
       ("flax:test_flax_learners:no_such_factory", "has no callable 'no_such_factory'"),
       ("flax:test_flax_learners:not_a_module", "returned a int, not a flax.linen Module"),
       ("flax:test_flax_learners", "write flax:<module>:<factory>"),
       ("flax:test_flax_learners:make-mlp", "write flax:<module>:<factory>")]:
-    error = learners.learner_name_error(bad)
+    error = registry.name_error(bad)
     assert error is not None and message in error, (bad, error)
     config = gconfig.default_config()
     config.learner = bad
@@ -247,7 +247,7 @@ def test_train_run_with_a_flax_learner_named_in_the_config(tmp_path, monkeypatch
   monkeypatch.setattr(baselines, "STEP_MULTIPLES", (1, 2))
   config = tiny_config(tmp_path, learner="flax:test_flax_learners:make_cnn",
                        teacher="distillation")
-  summary = train.train(config, str(tmp_path / "run"), progress=False)
+  summary = report.train_and_evaluate(config, str(tmp_path / "run"), progress=False)
   assert summary["learner"] == config.learner
   for field in ("gtn_test_accuracy", "real_data_test_accuracy",
                 "untrained_teacher_test_accuracy"):
@@ -295,7 +295,7 @@ def test_learners_given_in_python():
 def test_builtin_learners_keep_zero_initial_means():
   """What `inner_loop.init_state` built before `initial_batch_stats` existed."""
   for name in ("cnn_small", "cell:conv3x3-skip-conv1x1-conv3x3-avg_pool3x3-skip"):
-    spec = learners.make_learner(name, SHAPE, CLASSES)
+    spec = registry.make_learner(name, SHAPE, CLASSES)
     chex.assert_trees_all_equal(spec.initial_batch_stats(),
                                 tuple(jnp.zeros((w,)) for w in spec.hidden_layer_widths))
 
@@ -310,9 +310,9 @@ def test_a_changed_flax_learner_does_not_resume_another_definitions_run(tmp_path
     return train.prepare(config, learners=[spec])
   workdir = str(tmp_path / "run")
   train.meta_train(flax_run(16), workdir, progress=False)
-  recorded = json.load(open(os.path.join(workdir, train.LEARNERS_FILE)))
+  recorded = json.load(open(os.path.join(workdir, rundir.LEARNERS_FILE)))
   assert list(recorded) == ["my_mlp"]
   with pytest.raises(gconfig.ConfigError, match="learner definition differs.*my_mlp"):
     train.meta_train(flax_run(32), workdir, progress=False)
-  assert json.load(open(os.path.join(workdir, train.LEARNERS_FILE))) == recorded
+  assert json.load(open(os.path.join(workdir, rundir.LEARNERS_FILE))) == recorded
   assert train.meta_train(flax_run(16), workdir, progress=False).step == 1  # the same: resumes

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from _derivative_checks import RTOL, assert_same_derivatives, random_arrays
-from gtnjax import layers, learners, ops
+from gtnjax import layers, ops, registry
 
 # Every test here runs in float64 (the `float64` fixture of conftest.py).
 pytestmark = pytest.mark.usefixtures("float64")
@@ -83,7 +83,7 @@ def test_resolve_impl_auto_by_backend_and_names_the_choices():
   with pytest.raises(ValueError, match="choose 'auto' or one of"):
     layers.max_pool(jnp.zeros((1, 4, 4, 1)), impl="avg")
   with pytest.raises(ValueError, match="choose 'auto' or one of"):
-    learners.make_learner("cnn_small", (8, 8, 1), 10, conv_impl="cudnn")
+    registry.make_learner("cnn_small", (8, 8, 1), 10, conv_impl="cudnn")
 
 
 @pytest.mark.parametrize("impl", ("auto",) + layers.CONV_IMPLS)
@@ -112,7 +112,7 @@ def test_specs_differing_only_in_conv_impl_compile_separately_and_agree():
     traces.append(spec.conv_impl)
     return spec.apply(params, x)[0]
 
-  gemm = learners.make_learner("cnn_small", (8, 8, 1), 10, conv_impl="gemm")
+  gemm = registry.make_learner("cnn_small", (8, 8, 1), 10, conv_impl="gemm")
   lax_conv = dataclasses.replace(gemm, conv_impl="lax")
   assert gemm != lax_conv
   params = gemm.init(jax.random.key(0))

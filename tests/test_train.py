@@ -10,7 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gtnjax import checkpointing, config as gconfig, evaluation, meta, parallel, train
+from gtnjax import (checkpointing, config as gconfig, evaluation, meta, parallel, registry,
+                    report, train)
 
 
 def tiny_config(**overrides):
@@ -43,16 +44,16 @@ def final_params(workdir, config):
 def test_interrupted_run_resumes_bit_identically(tmp_path):
   config = tiny_config()
   full = tmp_path / "full"
-  summary = train.train(config, str(full), progress=False)
+  summary = report.train_and_evaluate(config, str(full), progress=False)
   assert summary["meta_steps"] == 5 and "gtn_test_accuracy" in summary
 
   resumed = tmp_path / "resumed"
-  stopped = train.train(config, str(resumed), progress=False, stop_after=3)
+  stopped = report.train_and_evaluate(config, str(resumed), progress=False, stop_after=3)
   assert stopped == {"preempted": True, "step": 3}
   # a killed process may leave metrics past the last checkpoint: they are dropped
   with open(resumed / "metrics.jsonl", "a") as f:
     f.write('{"step": 4, "meta_loss": 123.0}\n{"step": 5, "meta_lo')
-  train.train(config, str(resumed), progress=False)
+  report.train_and_evaluate(config, str(resumed), progress=False)
 
   assert read_metrics(full) == read_metrics(resumed)
   # The config asked for "auto"; the record says what ran (these tests run on
@@ -82,9 +83,9 @@ def test_resolved_impls_reach_the_specs():
 
 def test_same_seed_same_result_other_seed_differs(tmp_path):
   config = tiny_config(num_meta_steps=2)
-  a = train.train(config, str(tmp_path / "a"), progress=False)
-  b = train.train(config, str(tmp_path / "b"), progress=False)
-  c = train.train(tiny_config(num_meta_steps=2, seed=1), str(tmp_path / "c"), progress=False)
+  a = report.train_and_evaluate(config, str(tmp_path / "a"), progress=False)
+  b = report.train_and_evaluate(config, str(tmp_path / "b"), progress=False)
+  c = report.train_and_evaluate(tiny_config(num_meta_steps=2, seed=1), str(tmp_path / "c"), progress=False)
   assert read_metrics(tmp_path / "a") == read_metrics(tmp_path / "b")
   assert a["gtn_test_accuracy"] == b["gtn_test_accuracy"]
   assert read_metrics(tmp_path / "a") != read_metrics(tmp_path / "c")
@@ -117,7 +118,7 @@ def test_meta_step_compiles_once_and_skips_non_finite_updates(monkeypatch):
 
 def test_corrupt_latest_checkpoint_falls_back_to_previous(tmp_path):
   config = tiny_config(num_meta_steps=4)
-  train.train(config, str(tmp_path), progress=False)
+  report.train_and_evaluate(config, str(tmp_path), progress=False)
   ckpt_dir = tmp_path / "checkpoints"
   assert sorted(int(s) for s in os.listdir(ckpt_dir)) == [2, 4]
   # Corrupt every data file of step 4.
@@ -135,7 +136,7 @@ def test_consecutive_non_finite_steps_stop_the_run_with_a_checkpoint(tmp_path):
   # An inner lr of 1e30 makes every learner, and so every meta-gradient, non-finite.
   config = tiny_config(init_inner_lr=1e30, max_consecutive_skips=2, num_meta_steps=5)
   with pytest.raises(train.NonFiniteMetaLoss, match="max_consecutive_skips=2"):
-    train.train(config, str(tmp_path), progress=False)
+    report.train_and_evaluate(config, str(tmp_path), progress=False)
   step, state = final_params(tmp_path, config)
   assert step == 2 and int(state.skipped_updates) == 2
   untouched = train.prepare(config).teacher_spec.init(train.prepare(config).keys()[0])
@@ -146,7 +147,7 @@ def test_consecutive_non_finite_steps_stop_the_run_with_a_checkpoint(tmp_path):
 
 def test_summary_reports_both_baselines_and_reuses_them(tmp_path):
   config = tiny_config(num_meta_steps=2, baseline_dir=str(tmp_path / "baselines"))
-  summary = train.train(config, str(tmp_path / "a"), progress=False)
+  summary = report.train_and_evaluate(config, str(tmp_path / "a"), progress=False)
   learned = summary["real_data_learned_schedule_test_accuracy"]
   assert learned["n"] == config.eval_seeds and 0 <= learned["mean"] <= 1
   assert len(learned["lr"]) == config.inner_steps and learned["meta_steps"] == 2
@@ -156,7 +157,7 @@ def test_summary_reports_both_baselines_and_reuses_them(tmp_path):
   # Another teacher with the same data, learner, T and B reuses both baselines.
   baseline_metrics = os.path.join(learned["workdir"], "metrics.jsonl")
   before = os.stat(baseline_metrics).st_mtime_ns
-  other = train.train(tiny_config(num_meta_steps=2, baseline_dir=str(tmp_path / "baselines"),
+  other = report.train_and_evaluate(tiny_config(num_meta_steps=2, baseline_dir=str(tmp_path / "baselines"),
                                   curriculum="shuffled_batch"), str(tmp_path / "b"),
                       progress=False)
   assert os.stat(baseline_metrics).st_mtime_ns == before
@@ -187,7 +188,7 @@ def test_learning_curve_ends_where_the_evaluations_do():
 
 def test_eval_every_logs_test_accuracy(tmp_path):
   config = tiny_config(num_meta_steps=4, eval_every=2, learned_schedule_baseline=False)
-  summary = train.train(config, str(tmp_path), progress=False)
+  summary = report.train_and_evaluate(config, str(tmp_path), progress=False)
   logged = {r["step"]: r.get("test_accuracy") for r in read_metrics(tmp_path)}
   assert logged[1] is None and logged[3] is None
   assert 0 <= logged[2] <= 1 and logged[4] == summary["gtn_test_accuracy"]["mean"]
@@ -199,9 +200,9 @@ def test_real_data_baseline_is_chosen_on_validation_never_on_test():
   the sweep. The chosen pair is the sweep's best on validation."""
   import dataclasses
 
-  from gtnjax import data, learners
+  from gtnjax import data
   digits = data.load("digits")
-  spec = learners.make_learner("mlp", digits.train_images.shape[1:], 10)
+  spec = registry.make_learner("mlp", digits.train_images.shape[1:], 10)
   settings = dict(inner_steps=4, batch_size=16, lrs=(0.01, 0.3), momenta=(0.5, 0.9),
                   seed=0, num_seeds=2)
   scramble = lambda labels: (labels + 1) % 10

@@ -1,7 +1,7 @@
 """gtnjax: Generative Teaching Networks in JAX.
 
-    from gtnjax import config as gconfig, train
-    summary = train.train(gconfig.default_config(), "runs/digits")
+    from gtnjax import config as gconfig, configs, report
+    summary = report.train_and_evaluate(gconfig.load_config_file(configs.DIGITS), "runs/digits")
 
 The modules below are the public API (README.md, "How it is built"). They are
 imported on first attribute access (`gtnjax.train`), not here, so that
@@ -11,9 +11,10 @@ must be able to call `jax.distributed.initialize` first.
 
 import importlib
 
-__all__ = ["baselines", "checkpointing", "config", "data", "evaluation", "flax_learners",
-           "generator", "inner_loop", "layers", "learners", "meta", "nas", "ops", "parallel", "teacher",
-           "train", "visualize"]
+__all__ = ["baselines", "checkpointing", "config", "configs", "data", "evaluation", "export",
+           "flax_learners", "generator", "inner_loop", "layers", "learners", "meta", "nas", "ops",
+           "parallel", "preemption", "registry", "report", "rundir", "stats", "teacher", "train",
+           "visualize"]
 
 
 def __getattr__(name: str):

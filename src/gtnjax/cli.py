@@ -21,7 +21,10 @@ import logging
 import os
 import sys
 
-DEFAULT_CONFIG = os.path.join("experiments", "configs", "digits.py")
+from gtnjax import configs
+
+# The embedded digits run, shipped inside the package: found from any folder.
+DEFAULT_CONFIG = configs.DIGITS
 
 
 class UsageError(ValueError):
@@ -63,8 +66,8 @@ def _parser() -> argparse.ArgumentParser:
 
   p = sub.add_parser("train", help="meta-train a teacher (resumes if DIR has a checkpoint)")
   p.add_argument("--config", default=None,
-                 help=f"FILE.py[:ARG] with get_config(ARG) (default: {DEFAULT_CONFIG}, "
-                 "else the built-in defaults); override fields with --config.FIELD=VALUE")
+                 help="FILE.py[:ARG] with get_config(ARG) (default: the embedded digits run, "
+                 "gtnjax/configs/digits.py); override fields with --config.FIELD=VALUE")
   p.add_argument("--workdir", required=True)
   _flag(p, "--no-progress", action="store_true", help="no progress bar")
   _flag(p, "--stop-after", type=int, default=None,
@@ -108,109 +111,124 @@ def _parser() -> argparse.ArgumentParser:
 
 def _load_train_config(args, overrides):
   from gtnjax import config as gconfig
-  if args.config is not None:
-    config = gconfig.load_config_file(args.config)
-  elif os.path.exists(DEFAULT_CONFIG):
-    config = gconfig.load_config_file(DEFAULT_CONFIG)
-  else:
-    config = gconfig.default_config()
+  config = gconfig.load_config_file(args.config or DEFAULT_CONFIG)
   return gconfig.apply_overrides(config, overrides)
 
 
-def _run(args, overrides) -> int:
-  from gtnjax import train
-  if args.command != "train" and overrides:
-    raise UsageError(f"--config.* overrides only apply to `gtnjax train` (got "
-                     f"{', '.join(overrides)}); the run's config is in its workdir")
-  if args.command == "nas":
-    from gtnjax.nas import config as nas_config
-    from gtnjax.nas import pipeline
-    config = nas_config.load(args.config)
-    try:
-      summary = pipeline.run(config, args.workdir, ground_truth_path=args.ground_truth,
-                             train_ground_truth=not args.no_ground_truth_training,
-                             progress=not args.no_progress)
-    except train.Preempted as e:
-      print(f"the teacher's meta-training stopped at meta-step {e.step} with a checkpoint "
-            f"in {args.workdir}/teacher; rerun the same command to resume")
-      return 0
-    print(f"{summary['num_candidates']} candidates; summary in "
-          f"{os.path.join(args.workdir, 'summary.json')}")
+def _nas(args) -> int:
+  from gtnjax import preemption
+  from gtnjax.nas import config as nas_config
+  from gtnjax.nas import pipeline
+  config = nas_config.load(args.config)
+  try:
+    summary = pipeline.run(config, args.workdir, ground_truth_path=args.ground_truth,
+                           train_ground_truth=not args.no_ground_truth_training,
+                           progress=not args.no_progress)
+  except preemption.Preempted as e:
+    print(f"the teacher's meta-training stopped at meta-step {e.step} with a checkpoint "
+          f"in {args.workdir}/teacher; rerun the same command to resume")
     return 0
-  if args.command == "train":
-    config = _load_train_config(args, overrides)
-    if args.stop_after is not None and args.stop_after < 1:
-      raise UsageError("--stop-after must be a positive number of meta-steps")
-    from gtnjax import parallel
-    parallel.initialize_distributed(args.coordinator_address, args.num_processes,
-                                    args.process_id)
-    summary = train.train(config, args.workdir, progress=not args.no_progress,
-                          stop_after=args.stop_after)
-    if summary.get("preempted"):
-      print(f"stopped at meta-step {summary['step']} with a checkpoint in {args.workdir}; "
-            "rerun the same command to resume")
-      return 0
-    gtn, real = summary["gtn_test_accuracy"], summary["real_data_test_accuracy"]
-    print(f"{summary['dataset']} / {summary['learner']}, {summary['inner_steps']} inner steps: "
-          f"GTN test accuracy {gtn['mean']:.4f} ± {gtn['std']:.4f} (n={gtn['n']}), "
-          f"real data {real['mean']:.4f} ± {real['std']:.4f} (n={real['n']}, lr={real['lr']}, "
-          f"momentum={real['momentum']})")
-    learned = summary.get("real_data_learned_schedule_test_accuracy")
-    if learned:
-      print(f"  real data with a meta-learned schedule {learned['mean']:.4f} ± "
-            f"{learned['std']:.4f} (n={learned['n']})")
-    match = summary["real_data_steps_to_match"]
-    print(f"  real-data steps to match GTN's accuracy: "
-          f"{match if match else 'more than ' + str(real['steps_curve'][-1]['steps'])}; "
-          f"{summary['wall_seconds']:.0f} s; summary in "
-          f"{os.path.join(args.workdir, 'summary.json')}")
-    return 0
+  print(f"{summary['num_candidates']} candidates; summary in "
+        f"{os.path.join(args.workdir, 'summary.json')}")
+  return 0
 
-  if args.command == "evaluate" and args.seeds is not None and args.seeds < 1:
-    raise UsageError("--seeds must be a positive integer")
-  suffix = {"export": ".npz", "samples": ".png", "plot": ".png"}.get(args.command)
-  if suffix is not None:
-    if not args.out.endswith(suffix):
-      raise UsageError(f"--out {args.out!r}: `gtnjax {args.command}` writes a {suffix} file; "
-                       f"name it ...{suffix}")
-    parent = os.path.dirname(os.path.abspath(args.out))
-    if not os.path.isdir(parent):
-      raise UsageError(f"--out {args.out!r}: folder {parent} does not exist; create it first")
-  if args.command == "plot":
-    from gtnjax import visualize
-    path = os.path.join(args.workdir, "metrics.jsonl")
-    if not os.path.exists(path):
-      raise UsageError(f"{args.workdir} has no metrics.jsonl: train a run there first")
-    visualize.plot_curves(path, args.out)
-    print(f"wrote {args.out}")
-    return 0
 
+def _train(args, overrides) -> int:
+  config = _load_train_config(args, overrides)
+  if args.stop_after is not None and args.stop_after < 1:
+    raise UsageError("--stop-after must be a positive number of meta-steps")
+  from gtnjax import parallel, report
+  parallel.initialize_distributed(args.coordinator_address, args.num_processes,
+                                  args.process_id)
+  summary = report.train_and_evaluate(config, args.workdir, progress=not args.no_progress,
+                                      stop_after=args.stop_after)
+  if summary.get("preempted"):
+    print(f"stopped at meta-step {summary['step']} with a checkpoint in {args.workdir}; "
+          "rerun the same command to resume")
+    return 0
+  gtn, real = summary["gtn_test_accuracy"], summary["real_data_test_accuracy"]
+  print(f"{summary['dataset']} / {summary['learner']}, {summary['inner_steps']} inner steps: "
+        f"GTN test accuracy {gtn['mean']:.4f} ± {gtn['std']:.4f} (n={gtn['n']}), "
+        f"real data {real['mean']:.4f} ± {real['std']:.4f} (n={real['n']}, lr={real['lr']}, "
+        f"momentum={real['momentum']})")
+  learned = summary.get("real_data_learned_schedule_test_accuracy")
+  if learned:
+    print(f"  real data with a meta-learned schedule {learned['mean']:.4f} ± "
+          f"{learned['std']:.4f} (n={learned['n']})")
+  match = summary["real_data_steps_to_match"]
+  print(f"  real-data steps to match GTN's accuracy: "
+        f"{match if match else 'more than ' + str(real['steps_curve'][-1]['steps'])}; "
+        f"{summary['wall_seconds']:.0f} s; summary in "
+        f"{os.path.join(args.workdir, 'summary.json')}")
+  return 0
+
+
+def _check_out(args) -> None:
+  suffix = {"export": ".npz", "samples": ".png", "plot": ".png"}[args.command]
+  if not args.out.endswith(suffix):
+    raise UsageError(f"--out {args.out!r}: `gtnjax {args.command}` writes a {suffix} file; "
+                     f"name it ...{suffix}")
+  parent = os.path.dirname(os.path.abspath(args.out))
+  if not os.path.isdir(parent):
+    raise UsageError(f"--out {args.out!r}: folder {parent} does not exist; create it first")
+
+
+def _plot(args) -> int:
+  from gtnjax import rundir, visualize
+  path = os.path.join(args.workdir, rundir.METRICS_FILE)
+  if not os.path.exists(path):
+    raise UsageError(f"{args.workdir} has no {rundir.METRICS_FILE}: train a run there first")
+  visualize.plot_curves(path, args.out)
+  print(f"wrote {args.out}")
+  return 0
+
+
+def _from_teacher(args) -> int:
+  """evaluate, export, samples: a trained teacher loaded from its workdir."""
+  from gtnjax import export, registry, report, train
   names = None
-  if args.command == "evaluate" and args.learner is not None:
-    from gtnjax import learners
-    error = learners.learner_name_error(args.learner)
-    if error:
-      raise UsageError(f"--learner: {error}")
-    names = (args.learner,)
+  if args.command == "evaluate":
+    if args.seeds is not None and args.seeds < 1:
+      raise UsageError("--seeds must be a positive integer")
+    if args.learner is not None:
+      error = registry.name_error(args.learner)
+      if error:
+        raise UsageError(f"--learner: {error}")
+      names = (args.learner,)
   run, params, step = train.load_teacher(args.workdir)
   if args.command == "evaluate":
-    result = train.summarise(run, params, learner_names=names, num_seeds=args.seeds,
-                             tune_schedule=args.tune_schedule)
+    result = report.summarise(run, params, learner_names=names, num_seeds=args.seeds,
+                              tune_schedule=args.tune_schedule)
     result["checkpoint_step"] = step
     print(json.dumps(result, indent=1))
   elif args.command == "export":
-    arrays = train.export_curriculum(run, params, args.out)
+    arrays = export.export_curriculum(run, params, args.out)
     print(f"wrote {args.out}: x {arrays['x'].shape}, y {arrays['y'].shape} "
           f"(checkpoint step {step})")
-  elif args.command == "samples":
+  else:
     import numpy as np
     from gtnjax import visualize
-    arrays = train.curriculum_arrays(run, params)
+    arrays = export.curriculum_arrays(run, params)
     grid = visualize.sample_grid(arrays["x"], arrays["y"], np.asarray(arrays["mean"]),
                                  np.asarray(arrays["std"]))
     visualize.save_png(grid, args.out)
     print(f"wrote {args.out} (rows: inner steps, columns: classes; checkpoint step {step})")
   return 0
+
+
+def _run(args, overrides) -> int:
+  if args.command != "train" and overrides:
+    raise UsageError(f"--config.* overrides only apply to `gtnjax train` (got "
+                     f"{', '.join(overrides)}); the run's config is in its workdir")
+  if args.command == "nas":
+    return _nas(args)
+  if args.command == "train":
+    return _train(args, overrides)
+  if args.command in ("export", "samples", "plot"):
+    _check_out(args)
+  if args.command == "plot":
+    return _plot(args)
+  return _from_teacher(args)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,90 +17,107 @@ import os
 
 import ml_collections
 
-from gtnjax import inner_loop, layers, learners, teacher
+from gtnjax import inner_loop, layers, registry, teacher
 
 
 class ConfigError(ValueError):
   """A config value that cannot work; the message names the field and the fix."""
 
 
+# What a field is part of, declared once with the field (no list to keep in
+# sync by hand):
+#   RUN       it defines the run: a workdir holding a run with another value is
+#             another run, and its checkpoints are refused on resume;
+#   TEACHER   the teacher's own: the learned-schedule baseline (a real_data
+#             teacher) takes its default, so runs differing only there share it;
+#   CONSTANT  the constant-schedule real-data baseline depends on it (its cache key).
+RUN, TEACHER, CONSTANT = "run", "teacher", "constant_baseline"
+
+_FIELDS: dict[str, tuple] = {
+    # Data and networks.
+    "dataset": ("digits", RUN, CONSTANT),  # digits (embedded) or a tfds name: mnist, fashion_mnist, cifar10, ...
+    # Learner name, or several joined by commas ("cnn,mlp"): cnn | cnn_gap | mlp |
+    # cnn_large | cnn_small | cell:<6 ops> | flax:<module>:<factory> (a Flax module,
+    # gtnjax.flax_learners) | a name given to train.prepare(..., learners=...).
+    "learner": ("cnn_small", RUN),
+    "random_widths": (False, RUN, CONSTANT),  # sample each learner's layer widths (masked) per initialisation
+    "weight_norm": (True, RUN, CONSTANT),  # weight-normalised kernels in learners and generator (the paper's); False: plain (ablation)
+    "teacher": ("generator", RUN, TEACHER),  # generator | real_data | distillation
+    "curriculum": ("full", RUN, TEACHER),  # full | none | shuffled_batch | shuffled_all | gaussian
+    "soft_labels": (False, RUN, TEACHER),  # learn [T, B, K] soft labels
+    "noise_size": (128, RUN, TEACHER),  # generator noise inputs Z
+    "generator_padding": ("zeros", RUN, TEACHER),  # zeros | reflect (the paper's code) in the generator's convs
+    "output_init": ("data", RUN, TEACHER),  # data (weight norm's data-dependent init of the output layer) | none (the paper's code)
+    # Inner loop.
+    "inner_steps": (16, RUN, CONSTANT),  # T
+    "inner_batch_size": (32, RUN, CONSTANT),  # B
+    "init_inner_lr": (0.1, RUN),  # initial learned learning rate (every step)
+    "init_inner_momentum": (0.5, RUN),  # initial learned momentum (every step)
+    "momentum_parameterisation": ("log", RUN),  # log (the paper's code; can pass 1) | sigmoid (stays in (0, 1))
+    "probe_every": (1, RUN),  # real-data probe loss every k inner steps (k | T); 0: final only
+    # Inner-loop recomputation: none | step | step_dots | block | nested. "block"
+    # keeps one learner state per probe interval; with probe_every=1 that is one
+    # state per step, half of what "step" keeps (BENCHMARKS.md).
+    "remat": ("block",),
+    "generator_chunk": (1,),  # generator steps recomputed together in the backward pass (memory; see BENCHMARKS.md)
+    # Convolution and max-pool implementations: same values to float rounding,
+    # different speed (BENCHMARKS.md). "auto" picks by backend (cpu: gemm /
+    # phases; gpu, tpu: lax); config.json records the name it resolved to.
+    "conv_impl": ("auto",),  # auto | lax | routed | gemm | im2col | shifted_outputs
+    "pool_impl": ("auto",),  # auto | lax | slices | phases
+    # Meta-training.
+    "meta_batch_size": (64, RUN),  # real images per probe batch
+    "population": (1, RUN),  # learners per architecture per meta-step
+    "num_meta_steps": (200, RUN),
+    # Adam. 0.02 (the paper's value) made the generator's weight-norm directions
+    # jump ~20% per step and kept digits meta-training near chance for 100 steps;
+    # 0.001 learned steadily (experiments/meta_lr_study.py, RESULTS.md).
+    "meta_lr": (0.001, RUN),
+    "final_relative_lr": (0.1, RUN),  # cosine decay to this fraction of meta_lr
+    "grad_clip": (10.0, RUN),  # global-norm clip of the meta-gradient; 0 disables
+    "adam_b1": (0.9, RUN),
+    "adam_b2": (0.999, RUN),
+    "seed": (0, RUN, CONSTANT),
+    # A non-finite meta-gradient skips the update (params and Adam state kept);
+    # this many skips in a row stop the run with an error (1: the paper's code,
+    # which stops on the first; 0: never stop).
+    "max_consecutive_skips": (20,),
+    # Bookkeeping.
+    "log_every": (1,),  # meta-steps between metrics.jsonl lines
+    "eval_every": (0,),  # meta-steps between test-accuracy evaluations logged as test_accuracy (0: none)
+    "checkpoint_every": (50,),  # meta-steps between checkpoints (and one at the end)
+    "keep_checkpoints": (3,),
+    # Evaluation after training (and `gtnjax evaluate`).
+    "eval_learners": ("",),  # architectures to evaluate; "" means `learner`
+    "eval_seeds": (5,),
+    "baseline_lrs": ((0.01, 0.03, 0.1, 0.3, 1.0), CONSTANT),  # real-data baseline sweep (constant lr)
+    "baseline_momenta": ((0.5, 0.9), CONSTANT),
+    # The official code's baseline: real batches with a meta-learned per-step lr
+    # and momentum, meta-trained with this config's meta-training settings.
+    "learned_schedule_baseline": (True,),
+    "baseline_dir": ("",),  # cache of both baselines; "" means $GTNJAX_CACHE_DIR/baselines
+    # Devices: population is sharded over this many devices; 0 means all.
+    "num_devices": (0,),
+}
+
+
 def default_config() -> ml_collections.ConfigDict:
-  """Every field a run reads, with the defaults of the embedded `digits` run."""
+  """Every field a run reads (`_FIELDS`, with its meaning), with the defaults
+  of the built-in single-learner run; the embedded digits run is
+  `gtnjax/configs/digits.py`."""
   c = ml_collections.ConfigDict()
-  # Data and networks.
-  c.dataset = "digits"          # digits (embedded) or a tfds name: mnist, fashion_mnist, cifar10, ...
-  # Learner name, or several joined by commas ("cnn,mlp"): cnn | cnn_gap | mlp |
-  # cnn_large | cnn_small | cell:<6 ops> | flax:<module>:<factory> (a Flax module,
-  # gtnjax.flax_learners) | a name given to train.train(..., learners=...).
-  c.learner = "cnn_small"
-  c.random_widths = False       # sample each learner's layer widths (masked) per initialisation
-  c.weight_norm = True          # weight-normalised kernels in learners and generator (the paper's); False: plain (ablation)
-  c.teacher = "generator"       # generator | real_data | distillation
-  c.curriculum = "full"         # full | none | shuffled_batch | shuffled_all | gaussian
-  c.soft_labels = False         # learn [T, B, K] soft labels
-  c.noise_size = 128            # generator noise inputs Z
-  c.generator_padding = "zeros" # zeros | reflect (the paper's code) in the generator's convs
-  c.output_init = "data"        # data (weight norm's data-dependent init of the output layer) | none (the paper's code)
-  # Inner loop.
-  c.inner_steps = 16            # T
-  c.inner_batch_size = 32       # B
-  c.init_inner_lr = 0.1         # initial learned learning rate (every step)
-  c.init_inner_momentum = 0.5   # initial learned momentum (every step)
-  c.momentum_parameterisation = "log"  # log (the paper's code; can pass 1) | sigmoid (stays in (0, 1))
-  c.probe_every = 1             # real-data probe loss every k inner steps (k | T); 0: final only
-  # Inner-loop recomputation: none | step | step_dots | block | nested. "block"
-  # keeps one learner state per probe interval; with probe_every=1 that is one
-  # state per step, half of what "step" keeps (BENCHMARKS.md).
-  c.remat = "block"
-  c.generator_chunk = 1         # generator steps recomputed together in the backward pass (memory; see BENCHMARKS.md)
-  # Convolution and max-pool implementations: same values to float rounding,
-  # different speed (BENCHMARKS.md). "auto" picks by backend (cpu: gemm /
-  # phases; gpu, tpu: lax); config.json records the name it resolved to.
-  c.conv_impl = "auto"          # auto | lax | routed | gemm | im2col | shifted_outputs
-  c.pool_impl = "auto"          # auto | lax | slices | phases
-  # Meta-training.
-  c.meta_batch_size = 64        # real images per probe batch
-  c.population = 1              # learners per architecture per meta-step
-  c.num_meta_steps = 200
-  # Adam. 0.02 (the paper's value) made the generator's weight-norm directions
-  # jump ~20% per step and kept digits meta-training near chance for 100 steps;
-  # 0.001 learned steadily (experiments/meta_lr_study.py, RESULTS.md).
-  c.meta_lr = 0.001
-  c.final_relative_lr = 0.1     # cosine decay to this fraction of meta_lr
-  c.grad_clip = 10.0            # global-norm clip of the meta-gradient; 0 disables
-  c.adam_b1 = 0.9
-  c.adam_b2 = 0.999
-  c.seed = 0
-  # A non-finite meta-gradient skips the update (params and Adam state kept);
-  # this many skips in a row stop the run with an error (1: the paper's code,
-  # which stops on the first; 0: never stop).
-  c.max_consecutive_skips = 20
-  # Bookkeeping.
-  c.log_every = 1               # meta-steps between metrics.jsonl lines
-  c.eval_every = 0              # meta-steps between test-accuracy evaluations logged as test_accuracy (0: none)
-  c.checkpoint_every = 50       # meta-steps between checkpoints (and one at the end)
-  c.keep_checkpoints = 3
-  # Evaluation after training (and `gtnjax evaluate`).
-  c.eval_learners = ""          # architectures to evaluate; "" means `learner`
-  c.eval_seeds = 5
-  c.baseline_lrs = (0.01, 0.03, 0.1, 0.3, 1.0)   # real-data baseline sweep (constant lr)
-  c.baseline_momenta = (0.5, 0.9)
-  # The official code's baseline: real batches with a meta-learned per-step lr
-  # and momentum, meta-trained with this config's meta-training settings.
-  c.learned_schedule_baseline = True
-  c.baseline_dir = ""           # cache of both baselines; "" means $GTNJAX_CACHE_DIR/baselines
-  # Devices: population is sharded over this many devices; 0 means all.
-  c.num_devices = 0
+  for name, (default, *_) in _FIELDS.items():
+    c[name] = default
   return c
 
 
+def fields_with(role: str) -> tuple[str, ...]:
+  """The config fields declared with `role` (RUN, TEACHER or CONSTANT), in order."""
+  return tuple(name for name, (_, *roles) in _FIELDS.items() if role in roles)
+
+
 # Fields whose change would make an existing workdir's checkpoints meaningless.
-RUN_DEFINING_FIELDS = (
-    "dataset", "learner", "random_widths", "weight_norm", "teacher", "curriculum", "soft_labels",
-    "noise_size", "generator_padding", "output_init", "momentum_parameterisation",
-    "inner_steps", "inner_batch_size", "init_inner_lr", "init_inner_momentum",
-    "probe_every", "meta_batch_size", "population", "num_meta_steps", "meta_lr",
-    "final_relative_lr", "grad_clip", "adam_b1", "adam_b2", "seed")
+RUN_DEFINING_FIELDS = fields_with(RUN)
 
 
 def load_config_file(spec: str, defaults: ml_collections.ConfigDict | None = None
@@ -184,6 +201,7 @@ def eval_learner_names(config) -> tuple[str, ...]:
 
 
 def validate(config, custom_learners: tuple[str, ...] = ()) -> None:
+  # Long but flat: one `need` per rule, read top to bottom like a table.
   """Every check that needs neither data nor compilation. Raises ConfigError.
 
   custom_learners: names of learner specs given in Python (`train.prepare`'s
@@ -238,11 +256,11 @@ def validate(config, custom_learners: tuple[str, ...] = ()) -> None:
         need(not config.random_widths, "random_widths",
              f"is not supported for learners given in Python ({name})")
         continue
-      error = learners.learner_name_error(name)
+      error = registry.name_error(name)
       need(error is None, field, error)
-      need(not (config.random_widths and name.startswith(learners.CELL_PREFIX)),
+      need(not (config.random_widths and name.startswith(registry.CELL_PREFIX)),
            "random_widths", f"is not supported for cell learners ({name})")
-      need(not (config.random_widths and name.startswith(learners.FLAX_PREFIX)),
+      need(not (config.random_widths and name.startswith(registry.FLAX_PREFIX)),
            "random_widths", f"is not supported for Flax learners ({name})")
   need(len(config.baseline_lrs) > 0 and all(v > 0 for v in config.baseline_lrs),
        "baseline_lrs", "give one or more positive learning rates")

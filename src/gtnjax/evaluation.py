@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gtnjax import inner_loop
-from gtnjax.learners import LearnerSpec
+from gtnjax.learners import Learner
 from gtnjax.teacher import InnerBatches, TeacherSpec, draw_rows
 
 # Evaluation keys are folded with this so they never coincide with the keys
@@ -29,7 +29,7 @@ from gtnjax.teacher import InnerBatches, TeacherSpec, draw_rows
 EVAL_KEY_SALT = 0x5EED
 
 
-def split_accuracy(spec: LearnerSpec, state: inner_loop.LearnerState, images: jax.Array,
+def split_accuracy(spec: Learner, state: inner_loop.LearnerState, images: jax.Array,
               labels: jax.Array, chunk: int = 1000) -> jax.Array:
   """Test-mode accuracy over a whole split, in chunks to bound activation memory."""
   n = images.shape[0]
@@ -48,7 +48,7 @@ def split_accuracy(spec: LearnerSpec, state: inner_loop.LearnerState, images: ja
   return jnp.sum(correct) / n
 
 
-def continue_training(spec: LearnerSpec, state: inner_loop.LearnerState,
+def continue_training(spec: Learner, state: inner_loop.LearnerState,
                       batches: InnerBatches) -> inner_loop.LearnerState:
   """`state` trained further on `batches` (no gradient through it: no remat)."""
   def step(state, batch):
@@ -58,7 +58,7 @@ def continue_training(spec: LearnerSpec, state: inner_loop.LearnerState,
   return state
 
 
-def train_learner(spec: LearnerSpec, key: jax.Array, batches: InnerBatches
+def train_learner(spec: Learner, key: jax.Array, batches: InnerBatches
                   ) -> inner_loop.LearnerState:
   """A fresh learner trained on `batches`."""
   return continue_training(spec, inner_loop.init_state(spec, key), batches)
@@ -75,7 +75,7 @@ def real_batches(key: jax.Array, train_images: jax.Array, train_labels: jax.Arra
 
 @functools.partial(jax.jit, static_argnames=("spec", "teacher_spec"))
 def _teacher_accuracies(teacher_params, keys, train_images, train_labels, test_images,
-                        test_labels, lr_scale=1.0, momentum=jnp.nan, *, spec: LearnerSpec,
+                        test_labels, lr_scale=1.0, momentum=jnp.nan, *, spec: Learner,
                         teacher_spec: TeacherSpec):
   """Accuracies of fresh learners on the teacher's curriculum; its learned
   learning rates times `lr_scale`, its learned momenta unless `momentum` is
@@ -93,7 +93,7 @@ def _teacher_accuracies(teacher_params, keys, train_images, train_labels, test_i
 
 @functools.partial(jax.jit, static_argnames=("spec", "step_counts", "batch_size"))
 def _real_data_accuracies(lr, momentum, keys, train_images, train_labels, eval_images,
-                          eval_labels, *, spec: LearnerSpec, step_counts: tuple[int, ...],
+                          eval_labels, *, spec: Learner, step_counts: tuple[int, ...],
                           batch_size: int):
   """[seeds, len(step_counts)] accuracy after each of `step_counts` (increasing)
   real-data steps of one training run per seed. The first segment's batches
@@ -117,7 +117,7 @@ def _real_data_accuracies(lr, momentum, keys, train_images, train_labels, eval_i
 
 @functools.partial(jax.jit, static_argnames=("spec",))
 def _accuracy_after_each_step(keys, batches_per_seed, test_images, test_labels, *,
-                              spec: LearnerSpec):
+                              spec: Learner):
   """[seeds, T + 1] test accuracy of fresh learners before and after each step."""
   def one_seed(xs):
     key, batches = xs
@@ -131,7 +131,7 @@ def _accuracy_after_each_step(keys, batches_per_seed, test_images, test_labels, 
   return jax.lax.map(one_seed, (keys, batches_per_seed))
 
 
-def learning_curve(spec: LearnerSpec, dataset, batches_fn, *, seed: int, num_seeds: int
+def learning_curve(spec: Learner, dataset, batches_fn, *, seed: int, num_seeds: int
                    ) -> dict[str, Any]:
   """Test accuracy of fresh learners after each of their T inner steps.
 
@@ -171,7 +171,7 @@ def seed_data_and_learner_keys(seed: int, num_seeds: int) -> tuple[jax.Array, ja
   return jax.vmap(jax.random.split, out_axes=1)(seed_keys(seed, num_seeds))
 
 
-def evaluate_teacher(teacher_spec: TeacherSpec, teacher_params, spec: LearnerSpec,
+def evaluate_teacher(teacher_spec: TeacherSpec, teacher_params, spec: Learner,
                      dataset, *, seed: int, num_seeds: int) -> dict[str, Any]:
   """Test accuracy of fresh `spec` learners trained on the teacher's curriculum."""
   accuracies = _teacher_accuracies(
@@ -188,7 +188,7 @@ SCHEDULE_LR_SCALES = (0.1, 0.3, 1.0, 3.0)
 SCHEDULE_MOMENTA = (None, 0.9)
 
 
-def evaluate_teacher_tuned(teacher_spec: TeacherSpec, teacher_params, spec: LearnerSpec,
+def evaluate_teacher_tuned(teacher_spec: TeacherSpec, teacher_params, spec: Learner,
                            dataset, *, seed: int, num_seeds: int,
                            lr_scales=SCHEDULE_LR_SCALES, momenta=SCHEDULE_MOMENTA,
                            progress=None) -> dict[str, Any]:
@@ -222,7 +222,7 @@ def evaluate_teacher_tuned(teacher_spec: TeacherSpec, teacher_params, spec: Lear
           "momentum": best["momentum"], "sweep": sweep}
 
 
-def evaluate_real_data(spec: LearnerSpec, dataset, *, inner_steps: int, batch_size: int,
+def evaluate_real_data(spec: Learner, dataset, *, inner_steps: int, batch_size: int,
                        lrs, momenta, seed: int, num_seeds: int,
                        step_multiples: tuple[int, ...] = (1,), progress=None
                        ) -> dict[str, Any]:

@@ -58,7 +58,6 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from gtnjax.learners import FLAX_PREFIX
 
 _STATS = "batch_stats"  # Flax's collection of batch-norm statistics (nnx.BatchStat)
 
@@ -265,12 +264,13 @@ def _check(spec: FlaxLearnerSpec) -> None:
 
 # ------------------------------------------------------------ "flax:" names
 def _parse(name: str) -> tuple[str, str]:
-  module_path, sep, factory = name[len(FLAX_PREFIX):].partition(":")
+  # `gtnjax.registry` owns the "flax:" prefix and sends only such names here.
+  module_path, sep, factory = name.partition(":")[2].partition(":")
   valid = sep and factory.isidentifier() and not keyword.iskeyword(factory) and all(
       part.isidentifier() for part in module_path.split("."))
   if not valid:
-    raise ValueError(f"bad learner name {name!r}: write {FLAX_PREFIX}<module>:<factory>, e.g. "
-                     f"{FLAX_PREFIX}my_package.models:make_cnn, where make_cnn() returns a "
+    raise ValueError(f"bad learner name {name!r}: write flax:<module>:<factory>, e.g. "
+                     "flax:my_package.models:make_cnn, where make_cnn() returns a "
                      "flax.linen Module")
   return module_path, factory
 

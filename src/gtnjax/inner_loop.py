@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from gtnjax import layers
-from gtnjax.learners import BatchMeans, LearnerSpec
+from gtnjax.learners import BatchMeans, Learner
 from gtnjax.teacher import InnerBatches
 
 # name -> how the inner loop is rematerialised in the backward pass. The unit
@@ -77,7 +77,7 @@ class UnrollOutput(NamedTuple):
   probe_accuracy: jax.Array  # shape=(T // k,)
 
 
-def init_state(spec: LearnerSpec, key: jax.Array) -> LearnerState:
+def init_state(spec: Learner, key: jax.Array) -> LearnerState:
   """A fresh learner: new weights, zero momentum, the spec's initial batch
   statistics (zero means for the built-in learners)."""
   params = spec.init(key)
@@ -86,7 +86,7 @@ def init_state(spec: LearnerSpec, key: jax.Array) -> LearnerState:
                       batch_means=spec.initial_batch_stats())
 
 
-def sgd_step(spec: LearnerSpec, state: LearnerState, x: jax.Array, y: jax.Array,
+def sgd_step(spec: Learner, state: LearnerState, x: jax.Array, y: jax.Array,
              lr: jax.Array, momentum: jax.Array) -> tuple[LearnerState, jax.Array]:
   """One SGD-with-momentum step (PyTorch form: m <- mu m + g; w <- w - lr m).
 
@@ -110,7 +110,7 @@ def sgd_step(spec: LearnerSpec, state: LearnerState, x: jax.Array, y: jax.Array,
   return LearnerState(new_params, new_momentum, means), loss
 
 
-def evaluate(spec: LearnerSpec, state: LearnerState, images: jax.Array,
+def evaluate(spec: Learner, state: LearnerState, images: jax.Array,
              labels: jax.Array) -> tuple[jax.Array, jax.Array]:
   """(cross-entropy, accuracy) of a learner on a labelled batch, test mode."""
   logits, _ = spec.apply(state.params, images, state.batch_means)
@@ -120,8 +120,10 @@ def evaluate(spec: LearnerSpec, state: LearnerState, images: jax.Array,
   return loss, accuracy
 
 
-def unroll(spec: LearnerSpec, state: LearnerState, batches: InnerBatches,
+def unroll(spec: Learner, state: LearnerState, batches: InnerBatches,
            probes: Probes, remat: str = "step") -> UnrollOutput:
+  # Long because the scan body, its remat policy and the probe blocks share
+  # one closure: split apart, the policies' differences would be harder to see.
   """Train a learner on `batches`, scoring it on each probe batch.
 
   Args:

@@ -12,11 +12,16 @@ Conventions: images are NHWC, convolution kernels HWIO, dense kernels
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 from gtnjax import ops
+
+# The parameters of a network or a teacher: a pytree of arrays (nested dicts
+# and lists). The one alias every module uses.
+Params = dict[str, Any]
 
 LEAKY_RELU_SLOPE = 0.1
 

@@ -1,12 +1,12 @@
 """Learner networks: the classifiers a GTN teaches.
 
-A learner is a hashable `LearnerSpec` (usable as a static jit argument) with two
-pure functions: `spec.init(key) -> params` and
+A learner is anything that satisfies `Learner`: a hashable spec (usable as a
+static jit argument) with two pure functions, `spec.init(key) -> params` and
 `spec.apply(params, x, batch_means=None) -> (logits, batch_means)`, and
 `spec.initial_batch_stats()`, the batch statistics before any training step.
-Every learner spec has these and `name`, `input_shape` and `num_classes`:
-`LearnerSpec`, `gtnjax.nas.network.CellNetworkSpec` and
-`gtnjax.flax_learners.FlaxLearnerSpec` (a user's Flax module).
+`LearnerSpec` (here), `gtnjax.nas.network.CellNetworkSpec` and
+`gtnjax.flax_learners.FlaxLearnerSpec` (a user's Flax module) are learners;
+`gtnjax.registry` turns a config's learner name into one.
 
 Every conv/dense kernel is weight-normed with Kaiming init; every hidden layer
 uses mean-only batch norm then LeakyReLU(0.1), as in the paper's learners.
@@ -21,15 +21,47 @@ predictions therefore do not depend on how the test set is batched.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Protocol, Sequence, runtime_checkable
 
 import jax
 import jax.numpy as jnp
 
 from gtnjax import layers
 
-Params = dict[str, Any]
-BatchMeans = tuple[jax.Array, ...]  # one [C] mean per hidden layer
+from gtnjax.layers import Params
+
+# Batch statistics are a pytree: one [C] mean per hidden layer for the
+# built-in learners, a Flax module's "batch_stats" collection for Flax ones.
+BatchMeans = Any
+
+
+@runtime_checkable
+class Learner(Protocol):
+  """What the inner loop, meta-training and evaluation need of a learner.
+
+  Implementations are frozen dataclasses: hashable and equal when they
+  compute the same function, so that they are static jit arguments and equal
+  specs share one compilation.
+  """
+  name: str                          # the name in configs, metrics and summaries
+  input_shape: tuple[int, int, int]  # (H, W, C)
+  num_classes: int                   # K
+
+  def init(self, key: jax.Array) -> Params:
+    """Fresh parameters for one learner."""
+
+  def apply(self, params: Params, x: jax.Array, batch_means: BatchMeans | None = None
+            ) -> tuple[jax.Array, BatchMeans]:
+    """([N, K] logits, the batch statistics used) of [N, H, W, C] images:
+    `batch_means=None` is training mode (the batch's own statistics)."""
+
+  def initial_batch_stats(self) -> BatchMeans:
+    """The test-mode batch statistics of a learner that has not trained yet."""
+
+  @property
+  def fingerprint(self) -> str | None:
+    """Text that changes when the definition behind an unchanged name does
+    (a user's module), for cache keys; None where the name defines it."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +107,10 @@ class LearnerSpec:
   @property
   def hidden_layer_widths(self) -> tuple[int, ...]:
     return self.conv_widths + self.hidden_widths
+
+  @property
+  def fingerprint(self) -> None:
+    return None  # the name and fields define a built-in learner
 
   def initial_batch_stats(self) -> BatchMeans:
     """The batch means of a learner that has not trained yet: zeros. Every
@@ -190,74 +226,10 @@ ARCHITECTURES: dict[str, tuple[tuple[int, ...], tuple[int, ...], bool]] = {
 }
 
 
-CELL_PREFIX = "cell:"  # "cell:<ops joined by ->": a cell network of gtnjax.nas
-FLAX_PREFIX = "flax:"  # "flax:<module>:<factory>": a Flax module (gtnjax.flax_learners)
-
-
-def learner_name_error(name: str) -> str | None:
-  """Why `name` names no learner (None if it does): a registry name,
-  "cell:" followed by a cell encoding such as
-  "cell:conv3x3-skip-conv1x1-conv3x3-avg_pool3x3-skip", "cell:random" (a
-  cell drawn from the space at every init), or "flax:" followed by
-  an importable zero-argument factory of a Flax module, such as
-  "flax:my_package.models:make_cnn"."""
-  if name.startswith(FLAX_PREFIX):
-    from gtnjax import flax_learners  # imports flax: only for Flax learners
-    return flax_learners.name_error(name)
-  if name.startswith(CELL_PREFIX):
-    from gtnjax.nas import network, space  # the NAS space builds on the learners
-    if name[len(CELL_PREFIX):] == network.RANDOM_CELL:
-      return None
-    try:
-      space.from_string(name[len(CELL_PREFIX):])
-    except ValueError as e:
-      return f"bad cell learner {name!r}: {e}"
-    return None
-  if name not in ARCHITECTURES:
-    return (f"unknown learner {name!r}; choose from {', '.join(sorted(ARCHITECTURES))}, "
-            f"{CELL_PREFIX}<6 operations joined by '-'>, {CELL_PREFIX}random, "
-            f"{FLAX_PREFIX}<module>:<factory> (a Flax module), or name a spec given as "
-            "train.train(..., learners=[spec])")
-  return None
-
-
-def definition_fingerprints(specs) -> dict[str, str]:
+def definition_fingerprints(specs: Sequence[Learner]) -> dict[str, str]:
   """{name: fingerprint} of the learners that have one: a user's Flax learner,
   whose name alone does not say what it computes. Built-in learners have none
   (their names define them), so cache keys of runs without user learners are
   unchanged."""
-  return {spec.name: spec.fingerprint for spec in specs if hasattr(spec, "fingerprint")}
-
-
-def make_learner(name: str, input_shape: tuple[int, int, int], num_classes: int,
-                 random_widths: bool = False, weight_norm: bool = True,
-                 conv_impl: str = "auto", pool_impl: str = "auto"):
-  """The named learner for a data set's image shape and classes: a
-  `LearnerSpec`, for "cell:..." a `gtnjax.nas.network.CellNetworkSpec`, for
-  "flax:..." a `gtnjax.flax_learners.FlaxLearnerSpec` (same init/apply
-  interface). conv_impl and pool_impl: see `LearnerSpec`; a run takes them
-  from its config. A Flax module is used as written: weight_norm, conv_impl
-  and pool_impl do not apply to it."""
-  error = learner_name_error(name)
-  if error:
-    raise ValueError(error)
-  if name.startswith(FLAX_PREFIX):
-    if random_widths:
-      raise ValueError(f"random_widths is not supported for Flax learners ({name})")
-    from gtnjax import flax_learners
-    return flax_learners.from_name(name, tuple(input_shape), num_classes)
-  if name.startswith(CELL_PREFIX):
-    if random_widths:
-      raise ValueError(f"random_widths is not supported for cell learners ({name})")
-    from gtnjax.nas import network, space
-    cell = name[len(CELL_PREFIX):]
-    if cell == network.RANDOM_CELL:
-      return network.make(None, tuple(input_shape), num_classes, weight_norm=weight_norm,
-                          conv_impl=conv_impl, random_cells=True)
-    return network.make(space.from_string(cell), tuple(input_shape),
-                        num_classes, weight_norm=weight_norm, conv_impl=conv_impl)
-  conv, hidden, pool = ARCHITECTURES[name]
-  return LearnerSpec(name=name, input_shape=tuple(input_shape), num_classes=num_classes,
-                     conv_widths=conv, hidden_widths=hidden, global_pool=pool,
-                     random_widths=random_widths, weight_norm=weight_norm,
-                     conv_impl=conv_impl, pool_impl=pool_impl)
+  return {spec.name: spec.fingerprint for spec in specs
+          if getattr(spec, "fingerprint", None) is not None}

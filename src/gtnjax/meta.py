@@ -11,34 +11,19 @@ sharded over devices by `gtnjax.parallel` without changing this code.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Literal, NamedTuple
+from typing import Literal, NamedTuple
 
 import chex
 import jax
 import jax.numpy as jnp
 import optax
 
-from gtnjax import inner_loop
-from gtnjax.learners import LearnerSpec
+from gtnjax import inner_loop, parallel
+from gtnjax.layers import Params
+from gtnjax.learners import Learner
 from gtnjax.generator import SATURATION_THRESHOLD
 from gtnjax.teacher import TeacherSpec, draw_rows
 
-Params = dict[str, Any]
-
-
-class Placement(NamedTuple):
-  """Where `meta_loss` lays out its batched arrays (`parallel.placement` builds
-  one for a mesh). It changes where the work runs, never the numbers drawn.
-
-  Attributes:
-    population_keys: sharding of the [A, P] learner keys; everything vmapped
-      over them (learner init, the unrolled inner loop, the probe losses and
-      their gradients) follows it.
-    probes: shardings the probe batches are constrained to, in turn (drawn
-      split, then gathered to every device).
-  """
-  population_keys: jax.sharding.Sharding
-  probes: tuple[jax.sharding.Sharding, ...]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,7 +39,7 @@ class MetaSetup:
     remat: inner-step rematerialisation, one of inner_loop.REMAT_POLICIES.
   """
   teacher: TeacherSpec
-  learners: tuple[LearnerSpec, ...]
+  learners: tuple[Learner, ...]
   population: int
   meta_batch_size: int
   probe_every: int
@@ -103,7 +88,7 @@ def population_keys(key: jax.Array, setup: MetaSetup) -> jax.Array:
 
 def meta_loss(teacher_params: Params, setup: MetaSetup, key: jax.Array,
               train_images: jax.Array, train_labels: jax.Array,
-              placement: Placement | None = None
+              placement: parallel.Placement | None = None
               ) -> tuple[jax.Array, dict[str, jax.Array]]:
   """Mean over the population of the summed probe losses.
 
@@ -113,7 +98,7 @@ def meta_loss(teacher_params: Params, setup: MetaSetup, key: jax.Array,
     key: this meta-step's randomness.
     train_images: [N, H, W, C] real images the probes are drawn from.
     train_labels: [N] int32.
-    placement: optional sharding constraints (see `Placement`).
+    placement: optional sharding constraints (see `parallel.Placement`).
 
   Returns:
     (meta-loss, aux metrics: final probe loss and accuracy, means over learners).
@@ -156,7 +141,7 @@ def meta_loss(teacher_params: Params, setup: MetaSetup, key: jax.Array,
 def meta_step(state: MetaState, key: jax.Array, train_images: jax.Array,
               train_labels: jax.Array, *, setup: MetaSetup,
               optimizer: optax.GradientTransformation,
-              placement: Placement | None = None) -> tuple[MetaState, dict[str, jax.Array]]:
+              placement: parallel.Placement | None = None) -> tuple[MetaState, dict[str, jax.Array]]:
   """One teacher update. A non-finite gradient leaves params and optimizer untouched.
 
   Args:
@@ -222,7 +207,6 @@ def make_meta_step(setup: MetaSetup, optimizer: optax.GradientTransformation,
     (`parallel.replicate(state, mesh)`): the step is traced for its inputs'
     placement, so an unplaced state costs a second compile on the next call.
   """
-  from gtnjax import parallel  # the mesh helpers build on this module
   if mesh is None:  # this process's first device, also in a multi-process job
     mesh = parallel.make_mesh(devices=jax.local_devices()[:1])
   parallel.check_population(setup.population, setup.meta_batch_size, mesh)

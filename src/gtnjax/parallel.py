@@ -59,13 +59,11 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
-
-from gtnjax import meta
 
 AXIS = "population"
 
@@ -326,10 +324,25 @@ def global_data(local_images: np.ndarray, local_labels: np.ndarray, mesh: Mesh,
 
 
 # --------------------------------------------------------------- meta-step
-def placement(mesh: Mesh) -> meta.Placement:
-  """The `meta.Placement` that lays the meta-loss out on `mesh`."""
+class Placement(NamedTuple):
+  """Where `meta_loss` lays out its batched arrays (`placement` builds one
+  for a mesh). It changes where the work runs, never the numbers drawn.
+
+  Attributes:
+    population_keys: sharding of the [A, P] learner keys; everything vmapped
+      over them (learner init, the unrolled inner loop, the probe losses and
+      their gradients) follows it.
+    probes: shardings the probe batches are constrained to, in turn (drawn
+      split, then gathered to every device).
+  """
+  population_keys: jax.sharding.Sharding
+  probes: tuple[jax.sharding.Sharding, ...]
+
+
+def placement(mesh: Mesh) -> Placement:
+  """The `Placement` that lays the meta-loss out on `mesh`."""
   # Each device gathers M / D probe rows from the training set, then the rows
   # are all-gathered: every learner is scored on all M.
-  return meta.Placement(population_keys=NamedSharding(mesh, P(None, AXIS)),  # keys [A, P]
+  return Placement(population_keys=NamedSharding(mesh, P(None, AXIS)),  # keys [A, P]
                         probes=(NamedSharding(mesh, P(None, AXIS)),  # [T/k, M, ...]
                                 replicated(mesh)))

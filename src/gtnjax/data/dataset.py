@@ -109,27 +109,26 @@ def known_names_text() -> str:
   return ", ".join(sorted(KNOWN_DATASETS))
 
 
-def split_and_normalise(
-    name: str, arrays: dict[str, np.ndarray], num_classes: int
-) -> Dataset:
-  """Applies the split rule and normalisation of ``name`` to raw arrays."""
-  rule = KNOWN_DATASETS.get(name.split(":")[0], SplitRule())
-  train_x, train_y = arrays["train_images"], arrays["train_labels"]
-  if "validation_images" in arrays:
-    val_x, val_y = arrays["validation_images"], arrays["validation_labels"]
-  else:
-    # Validation = the END of train, so the remaining train records keep
-    # tfds order and the split is deterministic without a seed.
-    n_val = int(round(len(train_y) * rule.validation_fraction))
-    if n_val < 1 or n_val >= len(train_y):
-      raise DatasetError(
-          f"dataset {name!r} has {len(train_y)} train records, too few to "
-          "hold out a validation split; pick a larger data set"
-      )
-    cut = len(train_y) - n_val
-    train_x, val_x = train_x[:cut], train_x[cut:]
-    train_y, val_y = train_y[:cut], train_y[cut:]
+def _hold_out_validation(name: str, rule: SplitRule, train_x: np.ndarray,
+                         train_y: np.ndarray) -> tuple[np.ndarray, ...]:
+  """(train images, labels, validation images, labels): validation is the END
+  of train, so the remaining train records keep tfds order and the split is
+  deterministic without a seed."""
+  n_val = int(round(len(train_y) * rule.validation_fraction))
+  if n_val < 1 or n_val >= len(train_y):
+    raise DatasetError(
+        f"dataset {name!r} has {len(train_y)} train records, too few to "
+        "hold out a validation split; pick a larger data set"
+    )
+  cut = len(train_y) - n_val
+  return train_x[:cut], train_y[:cut], train_x[cut:], train_y[cut:]
 
+
+def _normalisation(name: str, rule: SplitRule, train_x: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray]:
+  """Per-channel (mean, std) of pixels scaled to [0, 1]: the rule's constants,
+  else computed from the training portion only, so validation and test stay
+  unseen."""
   channels = train_x.shape[-1]
   if rule.mean is not None and rule.std is not None:
     mean = np.asarray(rule.mean, np.float32)
@@ -139,12 +138,25 @@ def split_and_normalise(
           f"dataset {name!r} has {channels} channels but its normalisation "
           f"constants have {mean.shape[0]}; fix KNOWN_DATASETS[{name!r}]"
       )
+    return mean, std
+  # float64 accumulation: float32 sums drift on 10^8 pixels.
+  scaled = train_x.reshape(-1, channels).astype(np.float64) / 255.0
+  mean = scaled.mean(axis=0).astype(np.float32)
+  std = np.maximum(scaled.std(axis=0), 1e-6).astype(np.float32)
+  return mean, std
+
+
+def split_and_normalise(
+    name: str, arrays: dict[str, np.ndarray], num_classes: int
+) -> Dataset:
+  """Applies the split rule and normalisation of ``name`` to raw arrays."""
+  rule = KNOWN_DATASETS.get(name.split(":")[0], SplitRule())
+  train_x, train_y = arrays["train_images"], arrays["train_labels"]
+  if "validation_images" in arrays:
+    val_x, val_y = arrays["validation_images"], arrays["validation_labels"]
   else:
-    # Statistics from the training portion only, so validation/test stay
-    # unseen. float64 accumulation: float32 sums drift on 10^8 pixels.
-    scaled = train_x.reshape(-1, channels).astype(np.float64) / 255.0
-    mean = scaled.mean(axis=0).astype(np.float32)
-    std = np.maximum(scaled.std(axis=0), 1e-6).astype(np.float32)
+    train_x, train_y, val_x, val_y = _hold_out_validation(name, rule, train_x, train_y)
+  mean, std = _normalisation(name, rule, train_x)
 
   def norm(x: np.ndarray) -> np.ndarray:
     # Written in place on one float32 buffer: CIFAR-10 train alone is

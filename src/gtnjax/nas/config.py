@@ -91,8 +91,8 @@ def validate(c) -> None:
   need(c.teacher.dataset == c.dataset, "teacher.dataset",
        f"the teacher must be meta-trained on the NAS data set ({c.dataset})")
   if c.real_lr_learner:
-    from gtnjax import learners
-    error = learners.learner_name_error(c.real_lr_learner)
+    from gtnjax import registry
+    error = registry.name_error(c.real_lr_learner)
     need(error is None, "real_lr_learner", error)
   need(c.teacher.inner_steps == c.gtn_steps, "teacher.inner_steps",
        f"must equal gtn_steps ({c.gtn_steps}): the GTN proxy trains for the "

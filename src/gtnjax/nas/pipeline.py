@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gtnjax import data, evaluation, train
+from gtnjax import data, evaluation, preemption, report, train
 from gtnjax.data import cache as data_cache
 from gtnjax.nas import config as nas_config
 from gtnjax.nas import ground_truth, metrics, network, proxies, search, space, training
@@ -427,9 +427,9 @@ def run(config, workdir: str, *, ground_truth_path: str | None = None,
         "(experiments/nas_ground_truth.py) or let gtnjax nas train them")
   teacher_dir = os.path.join(workdir, "teacher")
   if not os.path.exists(os.path.join(teacher_dir, "summary.json")):  # else finished
-    result = train.train(config.teacher, teacher_dir, progress=progress)
+    result = report.train_and_evaluate(config.teacher, teacher_dir, progress=progress)
     if result.get("preempted"):
-      raise train.Preempted(result["step"])
+      raise preemption.Preempted(result["step"])
   teacher_run, teacher_params, _ = train.load_teacher(teacher_dir)
   untrained_params = teacher_run.teacher_spec.init(teacher_run.keys()[0])
   real_lr = choose_real_lr(config, teacher_run, dataset, workdir, log)
