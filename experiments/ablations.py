@@ -15,10 +15,10 @@ its figure) and weight norm necessary for stable meta-training. Results land in
 
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
+from gtnjax import rundir
 
 import runner
 
@@ -45,7 +45,7 @@ def report(results_root: str) -> None:
   folders = {**REUSED, **{n: os.path.join(results_root, n) for n in SUITE}}
   groups: dict[str, list[str]] = {}
   for name, folder in folders.items():
-    if os.path.exists(os.path.join(folder, "summary.json")):
+    if rundir.read_summary(folder) is not None:
       groups.setdefault(name.rsplit("_s", 1)[0], []).append(folder)
   lines = ["| variant | meta seeds | GTN test acc. | real data, best constant lr | skipped updates |",
            "|---|---|---|---|---|"]
@@ -54,7 +54,7 @@ def report(results_root: str) -> None:
   import matplotlib.pyplot as plt
   fig, ax = plt.subplots(figsize=(5.5, 3.6))
   for group, members in groups.items():
-    summaries = [json.load(open(os.path.join(f, "summary.json"))) for f in members]
+    summaries = [rundir.read_summary(f) for f in members]
     gtn = np.asarray([s["gtn_test_accuracy"]["mean"] for s in summaries])
     real = np.asarray([s["real_data_test_accuracy"]["mean"] for s in summaries])
     spread = lambda v: f" ± {v.std(ddof=1):.3f}" if v.size > 1 else ""
@@ -62,7 +62,7 @@ def report(results_root: str) -> None:
                  f"{real.mean():.3f}{spread(real)} | "
                  f"{sum(s.get('skipped_updates', 0) for s in summaries)} |")
     for i, folder in enumerate(members):
-      records = [json.loads(l) for l in open(os.path.join(folder, "metrics.jsonl"))]
+      records = rundir.read_metrics(folder)
       ax.plot([r["step"] for r in records], [r["meta_loss"] for r in records], lw=0.8,
               color=f"C{list(groups).index(group)}", label=group if i == 0 else None)
   ax.set_xlabel("meta-step")

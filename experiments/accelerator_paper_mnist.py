@@ -39,6 +39,7 @@ import sys
 import time
 
 import numpy as np
+from gtnjax import rundir
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PAPER = os.path.join(REPO, "experiments", "configs", "mnist.py") + ":paper"
@@ -54,8 +55,7 @@ def _train(config: str, workdir: str, overrides: dict[str, object]) -> None:
 
 
 def _records(workdir: str) -> list[dict]:
-  with open(os.path.join(workdir, "metrics.jsonl")) as f:
-    return [json.loads(line) for line in f if line.strip()]
+  return rundir.read_metrics(workdir)
 
 
 def calibrate(config: str, workdir: str, steps: int, extra: dict[str, object]) -> tuple[float, float]:
@@ -102,8 +102,7 @@ def main() -> None:
   for record in _records(args.workdir):
     if "test_accuracy" in record:
       print(f"meta-step {record['step']}: test accuracy {record['test_accuracy']:.4f}")
-  with open(os.path.join(args.workdir, "summary.json")) as f:
-    summary = json.load(f)
+  summary = rundir.read_summary(args.workdir)
   keys = ("dataset", "learner", "inner_steps", "inner_batch_size", "meta_steps",
           "gtn_test_accuracy", "real_data_test_accuracy", "untrained_teacher_test_accuracy",
           "real_data_steps_to_match", "learned_lr", "learned_momentum", "skipped_updates")

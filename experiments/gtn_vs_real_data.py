@@ -22,7 +22,7 @@ import json
 import os
 
 import numpy as np
-from gtnjax import stats
+from gtnjax import rundir, stats
 
 import runner
 CPU = {name: os.path.join(runner.CONFIGS, f"{name}.py") + ":cpu"
@@ -98,10 +98,8 @@ def best_distillation(results_root: str) -> str | None:
   10% of meta-steps (training-set probes, never the test split)."""
   scores = {}
   for name in SUITE:
-    path = os.path.join(results_root, name, "metrics.jsonl")
-    if "distillation" in name and os.path.exists(path):
-      with open(path) as f:
-        records = [json.loads(line) for line in f if line.strip()]
+    records = rundir.read_metrics(os.path.join(results_root, name, rundir.METRICS_FILE))
+    if "distillation" in name and records:
       tail = records[-max(1, len(records) // 10):]
       scores[name] = float(np.mean([r["meta_accuracy"] for r in tail]))
   return max(scores, key=scores.get) if scores else None

@@ -26,8 +26,9 @@ so a long study can run from a frozen copy while the checkout changes.
 
 from __future__ import annotations
 
-import json
 import os
+
+from gtnjax import rundir
 
 import runner
 
@@ -53,22 +54,15 @@ RUNS: dict[str, tuple[dict[str, str], str]] = {
 }
 
 
-def _records(path: str) -> list[dict]:
-  with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
-
-
 def report(results_root: str) -> None:
   rows = []
   for name, (overrides, question) in RUNS.items():
     folder = os.path.join(results_root, name)
-    if not os.path.exists(os.path.join(folder, "summary.json")):
+    summary = rundir.read_summary(folder)
+    if summary is None:
       continue
-    with open(os.path.join(folder, "summary.json")) as f:
-      summary = json.load(f)
-    records = _records(os.path.join(folder, "metrics.jsonl"))
-    with open(os.path.join(folder, "config.json")) as f:
-      config = json.load(f)
+    records = rundir.read_metrics(folder)
+    config = rundir.load_config(folder)
     last = records[-1]
     clip = config.get("grad_clip", 0)
     clipped = sum(r["grad_norm"] > clip for r in records) / len(records) if clip else 0.0

@@ -18,6 +18,8 @@ import sys
 import time
 from typing import Callable
 
+from gtnjax import rundir
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = os.path.join(REPO, "experiments", "configs")
 
@@ -37,18 +39,17 @@ def run_one(name: str, config: str, overrides: dict[str, str], workdir_root: str
   print(f"[{time.strftime('%H:%M:%S')}] {name}: {' '.join(command[3:])}", flush=True)
   with open(os.path.join(workdir, "log.txt"), "a") as log:
     status = subprocess.call(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-  if status != 0 or not os.path.exists(os.path.join(workdir, "summary.json")):
+  if status != 0 or rundir.read_summary(workdir) is None:
     print(f"  {name} exited {status} without a summary; see {workdir}/log.txt", flush=True)
     return
   out = os.path.join(results_root, name)
   os.makedirs(out, exist_ok=True)
-  for f in ("config.json", "metrics.jsonl", "summary.json"):
+  for f in (rundir.CONFIG_FILE, rundir.METRICS_FILE, rundir.SUMMARY_FILE):
     shutil.copy(os.path.join(workdir, f), os.path.join(out, f))
-  with open(os.path.join(out, "summary.json")) as f:
-    summary = json.load(f)
+  summary = rundir.read_summary(out)
   learned = summary.get("real_data_learned_schedule_test_accuracy")
   if learned:  # the baseline's own meta-training curves, so its number can be checked too
-    shutil.copy(os.path.join(learned["workdir"], "metrics.jsonl"),
+    shutil.copy(os.path.join(learned["workdir"], rundir.METRICS_FILE),
                 os.path.join(out, "learned_schedule_baseline_metrics.jsonl"))
   print(f"  {name}: GTN {summary['gtn_test_accuracy']['mean']:.3f} ± "
         f"{summary['gtn_test_accuracy']['std']:.3f}, real data "
@@ -124,14 +125,14 @@ def main(doc: str, suite_name: str, suite: Suite, report: Callable[[str], None],
     parser.error(f"unknown run(s) {unknown}; choose from {', '.join(suite)}")
   if not args.report:
     for name in names:
-      if not os.path.exists(os.path.join(args.results, name, "summary.json")):
+      if rundir.read_summary(os.path.join(args.results, name)) is None:
         config, overrides = suite[name]
         run_one(name, config, overrides, args.workdir_root, args.results,
                 os.path.abspath(args.code))
     for name in names:
       for learner, seeds in map(split_evaluation, (evaluations or {}).get(name, ())):
         done = os.path.exists(evaluation_path(args.results, name, learner, seeds))
-        trained = os.path.exists(os.path.join(args.results, name, "summary.json"))
+        trained = rundir.read_summary(os.path.join(args.results, name)) is not None
         if trained and not done:
           evaluate_one(name, learner, args.workdir_root, args.results,
                        os.path.abspath(args.code), evaluate_flags, seeds)
