@@ -52,6 +52,12 @@ SUITE: runner.Suite = {
     # difference), reported under their own group, apart from s0 and s1.
     **{f"{dataset}_heldout_s{seed}": (CPU[dataset], {"seed": seed, "eval_seeds": "10"})
        for seed in ("2", "3", "4") for dataset in ("mnist", "fashion_mnist")},
+    # The paper's horizon (issue #22 part 2, registered before they ran): T=32
+    # inner steps at the `cpu` scale otherwise (B=32, cnn_small, population 4),
+    # two meta-training seeds per data set, 10 fresh learners each.
+    **{f"{dataset}_t32_s{seed}": (CPU[dataset], {"seed": seed, "inner_steps": "32",
+                                                 "eval_seeds": "10"})
+       for seed in ("0", "1") for dataset in ("mnist", "fashion_mnist")},
     "mnist_distillation_s0": (CPU["mnist"], {"seed": "0", "teacher": "distillation"}),
     # Dataset distillation learns raw pixels: at the generator's meta lr of
     # 0.001 they hardly move in 200 steps (the run above stays near chance), so
