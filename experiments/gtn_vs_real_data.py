@@ -185,6 +185,34 @@ def seeds_report(results_root: str) -> list[str]:
   return lines
 
 
+def difference_report(results_root: str) -> list[str]:
+  """For the runs registered with 10 fresh learners (held-out seeds, T=32):
+  GTN minus each real-data baseline, learner by learner (the three columns
+  train the same initialisations), with the standard error of the mean
+  difference and whether it is below half the difference (issue #22's bar)."""
+  baselines = (("real_data_test_accuracy", "best constant lr"),
+               ("real_data_learned_schedule_test_accuracy", "learned schedule"))
+  lines = ["| run | learner | learners | baseline | GTN − baseline, mean | standard error "
+           "| SE < half the difference |", "|---|---|---|---|---|---|---|"]
+  for name in SUITE:
+    if not ("_heldout_" in name or "_t32_" in name):
+      continue
+    path = os.path.join(results_root, name, rundir.SUMMARY_FILE)
+    if not os.path.exists(path):
+      continue
+    for learner, result in rundir.read_json(path)["per_learner"].items():
+      gtn = np.asarray(result["gtn_test_accuracy"]["values"])
+      for field, label in baselines:
+        if field not in result:
+          continue
+        difference = gtn - np.asarray(result[field]["values"])
+        error = difference.std(ddof=1) / np.sqrt(difference.size)
+        verdict = "yes" if error < abs(difference.mean()) / 2 else "**no**"
+        lines.append(f"| {name} | {learner} | {difference.size} | {label} | "
+                     f"{difference.mean():+.3f} | {error:.3f} | {verdict} |")
+  return lines
+
+
 def report(results_root: str) -> None:
   summaries = {}
   for name in SUITE:
@@ -235,7 +263,9 @@ def report(results_root: str) -> None:
   lines += ["", "Learner by learner, the schedule tuned (`gtnjax evaluate --tune-schedule`):", "",
             *paired_report(results_root), "",
             "Over meta-training seeds (evaluations run on more than one seed):", "",
-            *seeds_report(results_root)]
+            *seeds_report(results_root), "",
+            "Held-out seeds and T=32, each run's fresh learners paired:", "",
+            *difference_report(results_root)]
   with open(os.path.join(results_root, "table.md"), "w") as f:
     f.write("\n".join(lines) + "\n")
   print("\n".join(lines))
