@@ -17,7 +17,7 @@ cells = [
         "import functools, os, tempfile\n"
         "import numpy as np\n"
         "import matplotlib.pyplot as plt\n"
-        "from gtnjax import config as gconfig, configs, evaluation, export, report, train, visualize\n\n"
+        "from gtnjax import baselines, config as gconfig, configs, evaluation, export, report, train, visualize\n\n"
         "WORKDIR = os.environ.get('GTNJAX_CURRICULUM_WORKDIR', '')\n"
         "if not WORKDIR:\n"
         "    cfg = gconfig.load_config_file(configs.DIGITS)   # the digits run, at a quick scale\n"

@@ -1,6 +1,5 @@
 """GTN-NAS: the cell space, cell networks (static == masked), proxies, `gtnjax nas`."""
 
-import csv
 import json
 import os
 
@@ -9,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from gtnjax import registry
 from gtnjax.nas import network, proxies, space
 
 
@@ -112,8 +112,8 @@ def test_zero_cost_proxies_are_finite_and_track_size():
 
 def test_cell_learner_trains_through_the_inner_loop():
   """A cell network is a gtnjax learner: init_state / sgd_step work unchanged."""
-  from gtnjax import inner_loop, learners
-  spec = learners.make_learner("cell:conv3x3-skip-none-conv1x1-none-skip", (8, 8, 1), 3)
+  from gtnjax import inner_loop
+  spec = registry.make_learner("cell:conv3x3-skip-none-conv1x1-none-skip", (8, 8, 1), 3)
   state = inner_loop.init_state(spec, jax.random.key(0))
   x = jax.random.normal(jax.random.key(1), (6, 8, 8, 1))
   y = jax.nn.one_hot(jnp.arange(6) % 3, 3)
@@ -124,15 +124,14 @@ def test_cell_learner_trains_through_the_inner_loop():
     losses.append(float(loss))
   assert losses[-1] < losses[0]
   with pytest.raises(ValueError, match="unknown operation"):
-    learners.make_learner("cell:conv3x3-conv9x9-none-none-none-none", (12, 12, 1), 3)
+    registry.make_learner("cell:conv3x3-conv9x9-none-none-none-none", (12, 12, 1), 3)
 
 
 def test_random_cell_learner_draws_a_live_cell_per_init():
   """"cell:random" draws its cell from the init key among input-dependent
   cells (different keys, different cells) and is the masked network of that
   cell with the same weights."""
-  from gtnjax import learners
-  spec = learners.make_learner("cell:random", (8, 8, 1), 3)
+  spec = registry.make_learner("cell:random", (8, 8, 1), 3)
   assert spec.name == "cell:random" and spec.masked
   keys = jax.random.split(jax.random.key(0), 64)
   cells = np.asarray(jax.jit(jax.vmap(

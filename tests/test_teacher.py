@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gtnjax import generator, learners, teacher
+from gtnjax import generator, learners, registry, teacher
 
 SHAPE = (8, 8, 1)
 K = 4
@@ -79,7 +79,7 @@ def test_soft_labels_need_fixed_slots():
 @pytest.mark.parametrize("name", sorted(learners.ARCHITECTURES))
 def test_learners_forward(name):
   for shape in [(8, 8, 1), (28, 28, 1), (32, 32, 3)]:
-    s = learners.make_learner(name, shape, 10, random_widths=True)
+    s = registry.make_learner(name, shape, 10, random_widths=True)
     params = s.init(jax.random.key(0))
     logits, means = jax.jit(s.apply)(params, jnp.ones((2, *shape)))
     assert logits.shape == (2, 10)
@@ -91,7 +91,7 @@ def test_learners_forward(name):
 
 
 def test_random_widths_mask_channels():
-  s = learners.make_learner("cnn", (8, 8, 1), 10, random_widths=True)
+  s = registry.make_learner("cnn", (8, 8, 1), 10, random_widths=True)
   widths = {int(m.sum()) for k in range(6)
             for m in s.init(jax.random.key(k))["width_masks"][:1]}
   assert len(widths) > 1 and all(16 <= w <= 64 for w in widths)
