@@ -82,6 +82,74 @@ def test_masked_population_equals_static_networks():
   assert float(jnp.abs(grads["op_mask"]).sum()) == 0.0
 
 
+def test_one_compiled_program_scores_every_cell_as_its_static_network():
+  """The masked network with the cell as an array (one `lax.switch` per edge)
+  gives every proxy of each static network, training ones included, from
+  one compilation of each program for all the cells (issue #21)."""
+  from gtnjax import teacher
+  cells = [enc("conv3x3-skip-conv1x1-conv3x3-avg_pool3x3-skip"),
+           enc("none-none-none-avg_pool3x3-conv3x3-avg_pool3x3")]
+  x = jax.random.normal(jax.random.key(0), (16, 8, 8, 1))
+  y = jnp.arange(16) % 3
+  train_x = jax.random.normal(jax.random.key(5), (64, 8, 8, 1))
+  train_y = jnp.arange(64) % 3
+  tspec = teacher.TeacherSpec(kind="real_data", curriculum="full", image_shape=(8, 8, 1),
+                              num_classes=3, inner_steps=3, batch_size=8, noise_size=4)
+  tparams = tspec.init(jax.random.key(3))
+  masked = network.make(None, (8, 8, 1), 3, channels=2)
+  data = (train_x, train_y, train_x[:32], train_y[:32])
+  kwargs = dict(proxies=("gtn", "real_same_steps"), gtn_steps=3, long_steps=6, batch_size=8)
+  for cell in cells:
+    static = network.make(cell, (8, 8, 1), 3, channels=2)
+    for scores in (lambda s, e: proxies.zero_cost_scores(s, e, jax.random.key(1), x, y),
+                   lambda s, e: proxies.training_scores(
+                       s, e, tspec, tparams, tparams, jax.random.key(2), *data, 0.1, 0.1,
+                       **kwargs)):
+      want, got = scores(static, None), scores(masked, jnp.array(cell))
+      for name in want:
+        np.testing.assert_allclose(got[name], want[name], rtol=2e-5, err_msg=name)
+  assert proxies.zero_cost_scores._cache_size() == len(cells) + 1
+  assert proxies.training_scores._cache_size() == len(cells) + 1
+
+
+def test_gtn_scoring_variants():
+  """Every scoring choice of the GTN proxy runs and means what it says: the
+  defaults are the plain score, one lr scale of 1 changes nothing, neg_loss
+  is minus a cross-entropy, and more seeds average more learners."""
+  from gtnjax import teacher
+  spec = network.make(enc("conv3x3-skip-conv1x1-conv3x3-avg_pool3x3-skip"), (8, 8, 1), 3,
+                      channels=2)
+  tspec = teacher.TeacherSpec(kind="real_data", curriculum="full", image_shape=(8, 8, 1),
+                              num_classes=3, inner_steps=3, batch_size=8, noise_size=4)
+  tparams = tspec.init(jax.random.key(3))
+  images = jax.random.normal(jax.random.key(5), (64, 8, 8, 1))
+  labels = jnp.arange(64) % 3
+  data = (images, labels, images[:40], labels[:40])
+
+  variants = {"plain": {}, "scale_1": dict(lr_scales=(1.0,), selection_images=10),
+              "scales": dict(lr_scales=(1e-6, 1.0), selection_images=40),
+              "neg_loss": dict(score="neg_loss"), "two_seeds": dict(seeds=2),
+              "real_batch": dict(batch_stats="real_batch", real_batch_size=16)}
+  scores = {k: float(v) for k, v in jax.jit(lambda: {  # one compilation for all
+      name: proxies.gtn_score(spec, tspec, tparams, jax.random.key(2), *data,
+                              proxies.GtnScoring(**choices))
+      for name, choices in variants.items()})().items()}
+  plain = scores["plain"]
+  assert scores["scale_1"] == pytest.approx(plain, abs=1e-6)
+  assert scores["scales"] >= plain - 1e-6
+  assert scores["neg_loss"] < 0
+  assert scores["two_seeds"] != plain
+  assert 0.0 <= scores["real_batch"] <= 1.0
+  from gtnjax.nas import config as nas_config
+  for field, value in (("gtn_score", "loss"), ("gtn_lr_scales", "1,x"),
+                       ("gtn_lr_scales", "0,1"), ("gtn_batch_stats", "ema")):
+    c = nas_config.default_config()
+    c.teacher.dataset, c.teacher.inner_steps = c.dataset, c.gtn_steps
+    c[field] = value
+    with pytest.raises(nas_config.NasConfigError, match=field):
+      nas_config.validate(c)
+
+
 def test_parameter_and_flop_counts():
   plain = network.make(enc("skip-none-none-none-skip-none"), (28, 28, 1), 10, channels=8)
   convs = network.make(enc("conv3x3-none-none-none-skip-none"), (28, 28, 1), 10, channels=8)
@@ -99,8 +167,10 @@ def test_zero_cost_proxies_are_finite_and_track_size():
   small = network.make(enc("skip-none-none-none-skip-none"), (8, 8, 1), 3, channels=2)
   big = network.make(enc("conv3x3-conv3x3-conv3x3-conv3x3-conv3x3-conv3x3"), (8, 8, 1), 3,
                      channels=2)
-  s = {k: float(v) for k, v in proxies.zero_cost_scores(small, jax.random.key(1), x, y).items()}
-  b = {k: float(v) for k, v in proxies.zero_cost_scores(big, jax.random.key(1), x, y).items()}
+  s = {k: float(v) for k, v in proxies.zero_cost_scores(small, None, jax.random.key(1), x,
+                                                          y).items()}
+  b = {k: float(v) for k, v in proxies.zero_cost_scores(big, None, jax.random.key(1), x,
+                                                          y).items()}
   assert set(s) == set(proxies.ZERO_COST_PROXIES)
   assert all(np.isfinite(v) and v != proxies.WORST_SCORE for v in [*s.values(), *b.values()])
   # More parameters on the input-output path: more synflow saliency and more
@@ -250,8 +320,8 @@ def test_teacher_free_proxies_are_computed_once_and_shared(tmp_path, monkeypatch
   dataset = data.load("digits")
   trained_sets = []
 
-  def training_scores(spec, teacher_spec, teacher_params, untrained_params, key, *data, proxies,
-                      **kwargs):
+  def training_scores(spec, encoding, teacher_spec, teacher_params, untrained_params, key, *data,
+                      proxies, **kwargs):
     trained_sets.append(proxies)
     values = {"gtn": teacher_params, "gtn_untrained": untrained_params,
               "real_same_steps": 0.25, "real_9x_steps": 0.5}

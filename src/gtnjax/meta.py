@@ -124,7 +124,7 @@ def meta_loss(teacher_params: Params, setup: MetaSetup, key: jax.Array,
       out = inner_loop.unroll(spec, state, batches, probes, setup.remat)
       return jnp.sum(out.probe_losses), out.probe_losses[-1], out.probe_accuracy[-1]
 
-    loss, final_loss, final_accuracy = jax.vmap(one_learner, in_axes=(0,))(spec_keys)
+    loss, final_loss, final_accuracy = _over_population(spec, one_learner, spec_keys)
     losses.append(loss)
     final_losses.append(final_loss)
     final_accuracies.append(final_accuracy)
@@ -136,6 +136,16 @@ def meta_loss(teacher_params: Params, setup: MetaSetup, key: jax.Array,
     aux["saturated_fraction"] = jnp.mean(jnp.abs(jax.lax.stop_gradient(batches.x))
                                          > SATURATION_THRESHOLD)
   return jnp.mean(jnp.stack(losses)), aux
+
+
+def _over_population(spec: Learner, one_learner, keys: jax.Array):
+  """`one_learner` over the population's keys: side by side (`vmap`), or one
+  after another (`lax.map`) for a learner that says it runs faster alone,
+  e.g. a masked cell network on CPU, which computes only its own cell's
+  operations unbatched but every operation of every edge under `vmap`."""
+  if getattr(spec, "vmap_population", True):
+    return jax.vmap(one_learner)(keys)
+  return jax.lax.map(one_learner, keys)
 
 
 def meta_step(state: MetaState, key: jax.Array, train_images: jax.Array,

@@ -13,6 +13,9 @@ from gtnjax import config as train_config
 
 PROXIES = ("gtn", "gtn_untrained", "real_same_steps", "real_9x_steps", "synflow", "naswot",
            "jacob_cov", "snip", "grad_norm", "params", "flops")
+# The GTN proxy's scoring choices (see `default_config`, `gtnjax.nas.proxies`).
+GTN_SCORES = ("accuracy", "neg_loss")
+GTN_BATCH_STATS = ("last_batch", "real_batch")
 
 
 class NasConfigError(train_config.ConfigError):
@@ -36,16 +39,36 @@ def default_config() -> ml_collections.ConfigDict:
   # Chosen on validation among 0.03, 0.1, 0.3 for two cells at 1000 steps: 0.3
   # diverged, 0.03 and 0.1 each won once (0.878 / 0.868, 0.833 / 0.860).
   c.peak_lr = 0.05
-  # Candidates per compiled program: vmapped (masked networks) on
-  # accelerators; on CPU each architecture is compiled on its own.
+  # Candidates per call of the one compiled program of the masked networks
+  # (side by side on accelerators, one after another on CPU); "static"
+  # compiles each architecture on its own (the form of the first study).
   c.population_chunk = 16
-  c.network_form = "auto"  # auto | static | masked
+  c.network_form = "auto"  # auto (= masked) | static | masked
   # Proxies: the GTN proxy trains gtn_steps steps on the teacher's
   # curriculum; real_same_steps and real_9x_steps train on real data for
   # gtn_steps and 9 * gtn_steps steps with the ground truth's recipe.
   c.gtn_steps = 16
   c.long_proxy_factor = 9
   c.proxy_batch_size = 64  # the zero-cost proxies' batch
+  # How the GTN proxy scores a candidate after its gtn_steps steps (issue
+  # #21's scoring variants; the defaults are the first study's):
+  #   gtn_score        "accuracy" on the validation split, or "neg_loss"
+  #                    (minus its mean cross-entropy: graded where accuracy
+  #                    is flat near chance);
+  #   gtn_batch_stats  "last_batch": test mode with the batch means of the
+  #                    last synthetic batch; "real_batch": re-estimated on a
+  #                    real training batch first (the official code's
+  #                    final_batch_norm_forward): synthetic statistics may
+  #                    not be those of real images;
+  #   gtn_seeds        mean over this many learner initialisations (a single
+  #                    seed's reliability was ~0.5);
+  #   gtn_lr_scales    "" or comma-separated scales of the teacher's learned
+  #                    lr, the best per candidate on a validation batch
+  #                    (different cells may want different step sizes).
+  c.gtn_score = "accuracy"
+  c.gtn_batch_stats = "last_batch"
+  c.gtn_seeds = 1
+  c.gtn_lr_scales = ""
   # The learner whose validation accuracy picks the real-data proxies' peak
   # lr; "" = the teacher's first learner (its fixed learner).
   c.real_lr_learner = ""
@@ -81,6 +104,17 @@ def validate(c) -> None:
        "must be between 0 and num_candidates")
   need(c.network_form in ("auto", "static", "masked"), "network_form",
        "choose auto, static or masked")
+  need(c.gtn_score in GTN_SCORES, "gtn_score",
+       f"choose one of {', '.join(GTN_SCORES)}")
+  need(c.gtn_batch_stats in GTN_BATCH_STATS, "gtn_batch_stats",
+       f"choose one of {', '.join(GTN_BATCH_STATS)}")
+  need(c.gtn_seeds >= 1, "gtn_seeds", "must be >= 1")
+  try:
+    scales = lr_scales_of(c)
+  except ValueError:
+    scales = (-1.0,)
+  need(all(s > 0 for s in scales), "gtn_lr_scales",
+       'give positive numbers separated by commas, e.g. "0.5,1,2", or "" for none')
   need(c.gtn_steps >= 1 and c.long_proxy_factor >= 1, "gtn_steps",
        "gtn_steps and long_proxy_factor must be >= 1")
   need(c.ground_truth_steps >= 5 * c.gtn_steps * c.long_proxy_factor, "ground_truth_steps",
@@ -114,3 +148,8 @@ def learner_names_of(c) -> tuple[str, ...]:
 def real_lr_learner_of(c) -> str:
   """The learner the real-data proxies' lr is chosen for (`real_lr_learner`)."""
   return c.real_lr_learner or learner_names_of(c)[0]
+
+
+def lr_scales_of(c) -> tuple[float, ...]:
+  """The GTN proxy's lr scales to choose among; () for the learned lr alone."""
+  return tuple(float(v) for v in c.gtn_lr_scales.split(",") if v.strip())

@@ -77,9 +77,10 @@ def code_version() -> str:
 
 
 def resolve_form(config) -> str:
-  if config.network_form != "auto":
-    return config.network_form
-  return "static" if jax.default_backend() == "cpu" else "masked"
+  """"auto" is "masked": one compiled program for every candidate, each cell
+  computing only its own operations when candidates run one after another
+  (CPU) and every operation when they run side by side (accelerators)."""
+  return "masked" if config.network_form == "auto" else config.network_form
 
 
 def _check_compatible(rows, config, path):

@@ -20,11 +20,15 @@ learner: `spec.init(key)`, `spec.apply(params, x, batch_means)` and
 Two forms compute the same function:
 - static (`CellNetworkSpec(encoding=(...))`): the encoding is part of the
   spec, only the live operations exist. One compiled program per
-  architecture; the cheapest per step, so the CPU default.
-- masked (`encoding=None`): every edge holds every operation and a one-hot
-  mask in the parameters picks one (`init(key, encoding)`, where the
-  encoding may be a traced array). One program for all architectures, so a
-  population trains as one `vmap`: the accelerator default.
+  architecture (tens of seconds on 2 CPU cores).
+- masked (`encoding=None`): every edge holds the weights of every operation
+  and the cell is an array (`init(key, encoding)`, where the encoding may be
+  traced; `bind(spec, encoding)` makes it a plain learner). Each edge is one
+  `lax.switch` on its operation index, so ONE compiled program serves every
+  architecture: run alone, a candidate computes only its own operations (the
+  CPU default, candidates one after another); under `vmap` the switch
+  becomes a select over all five operations (the mask), which accelerators
+  run side by side (`vmap_population`).
 The same key initialises the live operations identically in both forms
 (each weight's key is folded from its position), which the tests check.
 
@@ -102,6 +106,15 @@ class CellNetworkSpec:
   @property
   def masked(self) -> bool:
     return self.encoding is None
+
+  @property
+  def vmap_population(self) -> bool:
+    """Whether a population of this learner trains side by side (`vmap`) or
+    one after another (`lax.map`, see `gtnjax.meta`). A masked network runs
+    one after another on CPU: alone it computes only its cell's operations,
+    under `vmap` every operation of every edge (about 4x the work); on an
+    accelerator the parallelism of `vmap` wins."""
+    return not self.masked or jax.default_backend() != "cpu"
 
   def stage_channels(self) -> tuple[int, ...]:
     return tuple(self.channels * 2 ** s for s in range(NUM_STAGES))
@@ -203,34 +216,85 @@ class CellNetworkSpec:
   def apply(self, params: Params, x: jax.Array, batch_means=None
             ) -> tuple[jax.Array, tuple[jax.Array, ...]]:
     """([N, K] logits, per-batch-norm-layer means), like `LearnerSpec.apply`."""
-    logits, means, _ = self._forward(params, x, batch_means)
+    logits, means, _, _ = self._forward(params, x, batch_means)
     return logits, means
 
-  def preactivations(self, params: Params, x: jax.Array) -> tuple[jax.Array, ...]:
-    """The input of every LeakyReLU (training mode), for activation-pattern
-    proxies such as NASWOT. Static networks only: a masked one computes
-    operations its cell does not use."""
-    if self.masked:
-      raise ValueError("preactivations needs a static spec (encoding given)")
-    return self._forward(params, x, None)[2]
+  def activation_codes(self, params: Params, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """([N, U] float 0/1 sign codes of every LeakyReLU input, training mode;
+    [U] 1 for the units of the cell's own layers, 0 for the units of
+    operations a masked network holds but its cell does not use), for
+    activation-pattern proxies such as NASWOT."""
+    _, _, preacts, used = self._forward(params, x, None, with_preactivations=True)
+    codes = jnp.concatenate([(h > 0).reshape(x.shape[0], -1) for h in preacts], axis=1)
+    valid = jnp.concatenate([jnp.broadcast_to(u, h[0].shape).reshape(-1)
+                             for h, u in zip(preacts, used)])
+    return codes.astype(jnp.float32), valid.astype(jnp.float32)
 
-  def _forward(self, params, x, batch_means):
-    used_means, preacts = [], []
+  def _forward(self, params, x, batch_means, with_preactivations=False):
+    """(logits, batch means, preactivations, used flags), the last two only
+    `with_preactivations`. A masked network runs one `lax.switch` per edge on
+    its operation index: unbatched, only the chosen operation is computed, so
+    any cell runs in the one compiled program at about its own cost; under
+    `vmap` (a population of cells) JAX turns the switch into a select over
+    every operation, which is the mask."""
+    used_means, preacts, used = [], [], []
 
-    def conv_bn_act(p, h, padding=1):
-      given = None if batch_means is None else batch_means[len(used_means)]
+    def conv_bn_act(p, h, padding, given):
       h = layers.conv2d(h, layers.kernel_of(p), padding, impl=self.conv_impl)
       h, mean = layers.mean_only_batch_norm(h, p["bn_bias"], given)
+      return layers.leaky_relu(h), mean, h
+
+    def layer(p, h, padding=1):
+      given = None if batch_means is None else batch_means[len(used_means)]
+      out, mean, preact = conv_bn_act(p, h, padding, given)
       used_means.append(mean)
-      preacts.append(h)
-      return layers.leaky_relu(h)
+      preacts.append(preact)
+      used.append(jnp.array(True))
+      return out
+
+    def switched_edge(op_index, p, h):
+      """The edge's output, its two conv layers' means (zero where unused),
+      and with_preactivations their inputs to the LeakyReLU and used flags."""
+      first = len(used_means)
+      given = [None if batch_means is None else batch_means[first + k]
+               for k in range(len(CONV_OPS))]
+      zero_mean = jnp.zeros((h.shape[-1],), h.dtype)
+
+      def fixed(value):  # an operation without a batch-normed layer
+        def branch(h):
+          extra = ((jnp.zeros_like(h),) * 2 + (jnp.array(False),) * 2
+                   if with_preactivations else ())
+          return (value(h), zero_mean, zero_mean, *extra)
+        return branch
+
+      def convolution(k):
+        def branch(h):
+          out, mean, preact = conv_bn_act(p[CONV_OPS[k]], h, 0 if k == 0 else 1, given[k])
+          means = (mean, zero_mean) if k == 0 else (zero_mean, mean)
+          if not with_preactivations:
+            return (out, *means)
+          zeros = jnp.zeros_like(preact)
+          pre = (preact, zeros) if k == 0 else (zeros, preact)
+          flags = (jnp.array(k == 0), jnp.array(k == 1))
+          return (out, *means, *pre, *flags)
+        return branch
+
+      branches = {"none": fixed(jnp.zeros_like), "skip": fixed(lambda h: h),
+                  "avg_pool3x3": fixed(avg_pool_3x3),
+                  "conv1x1": convolution(0), "conv3x3": convolution(1)}
+      result = jax.lax.switch(op_index, [branches[name] for name in space.OPS], h)
+      used_means.extend(result[1:3])
+      if with_preactivations:
+        preacts.extend(result[3:5])
+        used.extend(result[5:7])
+      return result[0]
 
     if self.masked:
-      mask = jax.lax.stop_gradient(params["op_mask"])  # architecture, not weights
-    h = conv_bn_act(params["stem"], space_to_depth(x))
+      op_index = edge_operations(jax.lax.stop_gradient(params["op_mask"]))
+    h = layer(params["stem"], space_to_depth(x))
     for stage in range(NUM_STAGES):
       if stage > 0:
-        h = conv_bn_act(params["reductions"][stage - 1], avg_pool_2x2(h))
+        h = layer(params["reductions"][stage - 1], avg_pool_2x2(h))
       for cell_params in params["stages"][stage]:
         nodes = [h]
         for node in range(1, space.NUM_NODES):
@@ -240,11 +304,7 @@ class CellNetworkSpec:
               continue
             p = cell_params[e]
             if self.masked:
-              outputs = {"skip": nodes[src], "avg_pool3x3": avg_pool_3x3(nodes[src]),
-                         "conv1x1": conv_bn_act(p["conv1x1"], nodes[src], 0),
-                         "conv3x3": conv_bn_act(p["conv3x3"], nodes[src], 1)}
-              for name, value in outputs.items():
-                total = total + mask[e, space.OPS.index(name)] * value
+              total = total + switched_edge(op_index[e], p, nodes[src])
             elif space.live_edges(self.encoding)[e]:
               name = space.OPS[self.encoding[e]]
               if name == "skip":
@@ -252,13 +312,58 @@ class CellNetworkSpec:
               elif name == "avg_pool3x3":
                 total = total + avg_pool_3x3(nodes[src])
               else:
-                total = total + conv_bn_act(p[name], nodes[src], 0 if name == "conv1x1" else 1)
+                total = total + layer(p[name], nodes[src], 0 if name == "conv1x1" else 1)
           nodes.append(total)
         h = nodes[-1]
     h = layers.global_avg_pool(h)
     p = params["out"]
     logits = layers.dense(h, layers.kernel_of(p), p["bias"])
-    return logits, tuple(used_means), tuple(preacts)
+    return logits, tuple(used_means), tuple(preacts), tuple(used)
+
+
+@dataclasses.dataclass(frozen=True)
+class BoundCellNetwork:
+  """A masked cell network with its cell given as an array (possibly traced):
+  a `gtnjax` learner whose `init(key)` needs no encoding. Build it inside a
+  jitted function from an encoding argument, so one compiled program serves
+  every candidate (`bind`)."""
+  spec: CellNetworkSpec
+  encoding: jax.Array
+
+  name = property(lambda self: self.spec.name)
+  num_classes = property(lambda self: self.spec.num_classes)
+  input_shape = property(lambda self: self.spec.input_shape)
+  hidden_layer_widths = property(lambda self: self.spec.hidden_layer_widths)
+  fingerprint = None
+
+  def init(self, key: jax.Array) -> Params:
+    return self.spec.init(key, self.encoding)
+
+  def apply(self, params: Params, x: jax.Array, batch_means=None):
+    return self.spec.apply(params, x, batch_means)
+
+  def initial_batch_stats(self) -> tuple[jax.Array, ...]:
+    return self.spec.initial_batch_stats()
+
+  def activation_codes(self, params: Params, x: jax.Array):
+    return self.spec.activation_codes(params, x)
+
+
+def bind(spec: CellNetworkSpec, encoding: Any) -> CellNetworkSpec | BoundCellNetwork:
+  """`spec` as a learner of the cell `encoding`: a static spec is its own
+  (its encoding must match); a masked spec is bound to the array."""
+  if not spec.masked:
+    if encoding is not None and tuple(int(e) for e in np.asarray(encoding)) != spec.encoding:
+      raise ValueError("bind's encoding differs from the static spec's")
+    return spec
+  return BoundCellNetwork(spec, jnp.asarray(encoding, jnp.int32))
+
+
+def edge_operations(mask: jax.Array) -> jax.Array:
+  """[6] int32 operation index per edge from an `op_mask` ("none" for the
+  all-zero rows of dead edges)."""
+  live = jnp.sum(mask, axis=-1) > 0
+  return jnp.where(live, jnp.argmax(mask, axis=-1), space.OPS.index("none")).astype(jnp.int32)
 
 
 def sample_encoding(key: jax.Array) -> jax.Array:

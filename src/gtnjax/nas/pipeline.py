@@ -174,7 +174,7 @@ def compute_proxies(config, rows, teacher_run, teacher_params, untrained_params,
     for n, row in enumerate(todo):
       t0 = time.time()
       enc = space.from_string(row["encoding"])
-      spec = _candidate_spec(config, enc, dataset)
+      spec, encoding = candidate_network(config, enc, dataset)
       key = proxy_key(row["index"])
       hit = cached.get((row["index"], row["encoding"]))
       if hit is not None:
@@ -182,15 +182,15 @@ def compute_proxies(config, rows, teacher_run, teacher_params, untrained_params,
         to_train = tuple(p for p in proxies.TRAINING_PROXIES if p not in scores)
       else:
         batch_x, batch_y = _proxy_batch(config, key, train_x, train_y)
-        scores = {k: float(v) for k, v in proxies.zero_cost_scores(spec, key, batch_x,
-                                                                    batch_y).items()}
+        scores = {k: float(v) for k, v in proxies.zero_cost_scores(
+            spec, encoding, key, batch_x, batch_y).items()}
         to_train = proxies.TRAINING_PROXIES
       trained = proxies.training_scores(
-          spec, teacher_run.teacher_spec, teacher_params, untrained_params, key, train_x,
+          spec, encoding, teacher_run.teacher_spec, teacher_params, untrained_params, key, train_x,
           train_y, val_x, val_y, real_lr["real_same_steps"], real_lr["real_9x_steps"],
           proxies=to_train, gtn_steps=config.gtn_steps,
           long_steps=config.gtn_steps * config.long_proxy_factor,
-          batch_size=config.teacher.inner_batch_size)
+          batch_size=config.teacher.inner_batch_size, gtn_scoring=gtn_scoring(config))
       scores.update({k: float(v) for k, v in trained.items()})
       if config.cache_teacher_free_proxies and hit is None:
         _append_teacher_free(cache_path, new_cache, row, scores)
@@ -202,12 +202,13 @@ def compute_proxies(config, rows, teacher_run, teacher_params, untrained_params,
       writer.writerow(out)
       f.flush()
       done[row["index"]] = out
-      # Every candidate compiles new programs; dropping them keeps memory flat
-      # (without this a 24 GiB machine ran out after ~22 candidates).
-      jax.clear_caches()
+      if not spec.masked:
+        # Every static candidate compiles new programs; dropping them keeps
+        # memory flat (without this 24 GiB ran out after ~22 candidates).
+        jax.clear_caches()
       log(f"[{n + 1}/{len(todo)}] #{row['index']} gtn {scores['gtn']:.3f} real "
           f"{scores['real_same_steps']:.3f}/{scores['real_9x_steps']:.3f} "
-          f"({out['seconds']:.0f} s with compilation"
+          f"({out['seconds']:.1f} s" + (" with compilation" if n == 0 or not spec.masked else "")
           + (", teacher-free proxies cached)" if hit is not None else ")"))
   return done
 
@@ -228,10 +229,21 @@ def _append_teacher_free(path, new_file, row, scores) -> None:
                      **{p: repr(scores[p]) for p in TEACHER_FREE_PROXIES}})
 
 
-def _candidate_spec(config, enc, dataset) -> network.CellNetworkSpec:
-  return network.make(enc, dataset.image_shape, dataset.num_classes,
+def gtn_scoring(config) -> proxies.GtnScoring:
+  return proxies.GtnScoring(score=config.gtn_score, batch_stats=config.gtn_batch_stats,
+                            seeds=config.gtn_seeds, lr_scales=nas_config.lr_scales_of(config))
+
+
+def candidate_network(config, enc, dataset) -> tuple[network.CellNetworkSpec, Any]:
+  """(network, encoding argument) a candidate's proxies are computed with:
+  the masked network and the cell as an array (`network_form` auto or
+  masked: one compilation for every candidate), or the cell's own static
+  network and None (one compilation per architecture)."""
+  masked = ground_truth.resolve_form(config) == "masked"
+  spec = network.make(None if masked else enc, dataset.image_shape, dataset.num_classes,
                       channels=config.channels, cells_per_stage=config.cells_per_stage,
                       weight_norm=config.teacher.weight_norm)
+  return spec, (jnp.asarray(enc, jnp.int32) if masked else None)
 
 
 def _proxy_batch(config, key, train_x, train_y):
@@ -257,15 +269,15 @@ def proxy_costs(config, rows, teacher_run, teacher_params, untrained_params, dat
   val_x, val_y = jnp.asarray(dataset.validation_images), jnp.asarray(dataset.validation_labels)
   per: dict[str, list] = {}
   for row in rows[:config.cost_candidates]:
-    spec = _candidate_spec(config, space.from_string(row["encoding"]), dataset)
+    spec, encoding = candidate_network(config, space.from_string(row["encoding"]), dataset)
     key = proxy_key(row["index"])
     x, y = _proxy_batch(config, key, train_x, train_y)
     timed = proxies.time_proxies(
-        spec, teacher_run.teacher_spec, teacher_params, untrained_params, key,
+        spec, encoding, teacher_run.teacher_spec, teacher_params, untrained_params, key,
         (train_x, train_y, val_x, val_y), x, y, lr_same=real_lr["real_same_steps"],
         lr_long=real_lr["real_9x_steps"], gtn_steps=config.gtn_steps,
         long_steps=config.gtn_steps * config.long_proxy_factor,
-        batch_size=config.teacher.inner_batch_size)
+        batch_size=config.teacher.inner_batch_size, gtn_scoring=gtn_scoring(config))
     for name, t in timed.items():
       per.setdefault(name, []).append(t)
     jax.clear_caches()

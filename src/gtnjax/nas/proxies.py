@@ -27,16 +27,15 @@ and the candidate's initial weights (the same key for every proxy).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-import math
 import time
-from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gtnjax import evaluation, layers
+from gtnjax import evaluation, inner_loop, layers
 from gtnjax.nas import network, training
 from gtnjax.nas.network import CellNetworkSpec
 
@@ -80,9 +79,11 @@ def synflow(spec: CellNetworkSpec, params, x) -> jax.Array:
 
 
 def naswot(spec: CellNetworkSpec, params, x) -> jax.Array:
-  codes = jnp.concatenate([(h > 0).reshape(x.shape[0], -1).astype(jnp.float32)
-                           for h in spec.preactivations(params, x)], axis=1)
-  kernel = codes @ codes.T + (1.0 - codes) @ (1.0 - codes).T
+  codes, valid = spec.activation_codes(params, x)
+  # Units of operations the cell does not use (masked networks) count in
+  # neither term, so both forms score the cell's own units alone.
+  on, off = codes * valid, (1.0 - codes) * valid
+  kernel = on @ on.T + off @ off.T
   sign, logdet = jnp.linalg.slogdet(kernel)
   return jnp.where(sign > 0, logdet, WORST_SCORE)
 
@@ -96,9 +97,12 @@ def jacob_cov(spec: CellNetworkSpec, params, x, eps: float = 1e-5) -> jax.Array:
 
 
 @functools.partial(jax.jit, static_argnames=("spec",))
-def zero_cost_scores(spec: CellNetworkSpec, key: jax.Array, x: jax.Array, y: jax.Array
-                     ) -> dict[str, jax.Array]:
-  """Every zero-cost proxy of one candidate (one program per architecture)."""
+def zero_cost_scores(spec: CellNetworkSpec, encoding, key: jax.Array, x: jax.Array,
+                     y: jax.Array) -> dict[str, jax.Array]:
+  """Every zero-cost proxy of one candidate. A masked `spec` takes the cell
+  as the `encoding` array, so one program serves every candidate; a static
+  one is its own cell (`encoding` None) and compiles per architecture."""
+  spec = network.bind(spec, encoding)
   params = spec.init(key)
   return {"synflow": synflow(spec, params, x), "naswot": naswot(spec, params, x),
           "jacob_cov": jacob_cov(spec, params, x), "snip": snip(spec, params, x, y),
@@ -106,12 +110,56 @@ def zero_cost_scores(spec: CellNetworkSpec, key: jax.Array, x: jax.Array, y: jax
 
 
 # ------------------------------------------------------- training proxies
-def gtn_score(spec, teacher_spec, teacher_params, key, train_x, train_y, val_x, val_y):
-  """Validation accuracy of a fresh candidate trained on the teacher's curriculum."""
+@dataclasses.dataclass(frozen=True)
+class GtnScoring:
+  """How the GTN proxy scores a trained candidate (`gtnjax.nas.config` says
+  why each choice might help). The defaults are the first study's."""
+  score: str = "accuracy"               # or "neg_loss"
+  batch_stats: str = "last_batch"       # or "real_batch"
+  seeds: int = 1
+  lr_scales: tuple[float, ...] = ()     # () = the teacher's learned lr alone
+  # Validation images that choose the lr scale (the first of the split).
+  selection_images: int = 1000
+  # Real training images the batch statistics are re-estimated on.
+  real_batch_size: int = 256
+
+
+def gtn_score(spec, teacher_spec, teacher_params, key, train_x, train_y, val_x, val_y,
+              scoring: GtnScoring = GtnScoring()):
+  """The validation score of a fresh candidate trained on the teacher's
+  curriculum (its learned lr and momentum), higher is better, as `scoring`
+  says. Learner seed 0 uses the key's own learner half, so the defaults give
+  the first study's scores."""
   teacher_key, learner_key = jax.random.split(key)
   batches = teacher_spec.batches(teacher_params, teacher_key, train_x, train_y)
-  state = evaluation.train_learner(spec, learner_key, batches)
-  return training.accuracy(spec, state, val_x, val_y)
+  stats_idx = jax.random.randint(jax.random.fold_in(key, 7), (scoring.real_batch_size,), 0,
+                                 train_x.shape[0])
+
+  def trained(init_key, lr_scale):
+    scaled = batches if lr_scale is None else batches._replace(lr=batches.lr * lr_scale)
+    state = evaluation.train_learner(spec, init_key, scaled)
+    if scoring.batch_stats == "real_batch":
+      _, means = spec.apply(state.params, train_x[stats_idx])
+      state = state._replace(batch_means=means)
+    return state
+
+  def score_on(state, images, labels):
+    if scoring.score == "neg_loss":
+      return -training.mean_loss(spec, state, images, labels)
+    return training.accuracy(spec, state, images, labels)
+
+  def one_seed(seed):
+    init_key = learner_key if seed == 0 else jax.random.fold_in(learner_key, seed)
+    if not scoring.lr_scales:
+      return score_on(trained(init_key, None), val_x, val_y)
+    states = jax.lax.map(lambda scale: trained(init_key, scale),
+                         jnp.asarray(scoring.lr_scales, jnp.float32))
+    n = scoring.selection_images
+    chosen = jax.lax.map(lambda st: score_on(st, val_x[:n], val_y[:n]), states)
+    best = jax.tree.map(lambda a: a[jnp.argmax(chosen)], states)
+    return score_on(best, val_x, val_y)
+
+  return sum(one_seed(seed) for seed in range(scoring.seeds)) / scoring.seeds
 
 
 def real_score(spec, key, train_x, train_y, val_x, val_y, *, num_steps, batch_size, peak_lr):
@@ -122,19 +170,23 @@ def real_score(spec, key, train_x, train_y, val_x, val_y, *, num_steps, batch_si
 
 
 @functools.partial(jax.jit, static_argnames=("spec", "teacher_spec", "proxies", "gtn_steps",
-                                             "long_steps", "batch_size"))
-def training_scores(spec, teacher_spec, teacher_params, untrained_params, key, train_x,
-                    train_y, val_x, val_y, lr_same, lr_long, *, proxies: tuple[str, ...],
-                    gtn_steps: int, long_steps: int, batch_size: int) -> dict[str, jax.Array]:
-  """The training proxies named in `proxies`, all in one program (so one
-  compilation per architecture); every proxy trains from the same
-  initialisation key."""
+                                             "long_steps", "batch_size", "gtn_scoring"))
+def training_scores(spec, encoding, teacher_spec, teacher_params, untrained_params, key,
+                    train_x, train_y, val_x, val_y, lr_same, lr_long, *,
+                    proxies: tuple[str, ...], gtn_steps: int, long_steps: int,
+                    batch_size: int, gtn_scoring: GtnScoring = GtnScoring()
+                    ) -> dict[str, jax.Array]:
+  """The training proxies named in `proxies`, all in one program; every
+  proxy trains from the same initialisation key. `spec`, `encoding`: as in
+  `zero_cost_scores` (masked: one compilation for every candidate)."""
+  spec = network.bind(spec, encoding)
   out = {}
   data = (train_x, train_y, val_x, val_y)
   if "gtn" in proxies:
-    out["gtn"] = gtn_score(spec, teacher_spec, teacher_params, key, *data)
+    out["gtn"] = gtn_score(spec, teacher_spec, teacher_params, key, *data, gtn_scoring)
   if "gtn_untrained" in proxies:
-    out["gtn_untrained"] = gtn_score(spec, teacher_spec, untrained_params, key, *data)
+    out["gtn_untrained"] = gtn_score(spec, teacher_spec, untrained_params, key, *data,
+                                     gtn_scoring)
   if "real_same_steps" in proxies:
     out["real_same_steps"] = real_score(spec, key, *data, num_steps=gtn_steps,
                                         batch_size=batch_size, peak_lr=lr_same)
@@ -144,8 +196,9 @@ def training_scores(spec, teacher_spec, teacher_params, untrained_params, key, t
   return out
 
 
-def time_proxies(spec, teacher_spec, teacher_params, untrained_params, key, data, x, y, *,
-                 lr_same, lr_long, gtn_steps, long_steps, batch_size, repeats: int = 3
+def time_proxies(spec, encoding, teacher_spec, teacher_params, untrained_params, key, data,
+                 x, y, *, lr_same, lr_long, gtn_steps, long_steps, batch_size,
+                 gtn_scoring: GtnScoring = GtnScoring(), repeats: int = 3
                  ) -> dict[str, dict[str, float]]:
   """Per proxy: seconds of one compiled evaluation (median of `repeats`, after
   compiling it on its own) and its compile time. The cost of a proxy as a
@@ -153,26 +206,28 @@ def time_proxies(spec, teacher_spec, teacher_params, untrained_params, key, data
   `VALIDATION_SCORING`: the scoring every training proxy ends with, alone."""
   out = {}
   for name in TRAINING_PROXIES:
-    fn = jax.jit(functools.partial(
-        training_scores, spec, teacher_spec, proxies=(name,), gtn_steps=gtn_steps,
-        long_steps=long_steps, batch_size=batch_size))
-    args = (teacher_params, untrained_params, key, *data, lr_same, lr_long)
+    fn = jax.jit(lambda encoding, *args, name=name: training_scores(
+        spec, encoding, teacher_spec, *args, proxies=(name,), gtn_steps=gtn_steps,
+        long_steps=long_steps, batch_size=batch_size, gtn_scoring=gtn_scoring))
+    args = (encoding, teacher_params, untrained_params, key, *data, lr_same, lr_long)
     out[name] = _time(fn, args, repeats)
   # Scoring the validation split is the same work in every training proxy;
   # timed alone so that each proxy's training part can be told from it.
   fn = jax.jit(functools.partial(_validation_score, spec))
-  out[VALIDATION_SCORING] = _time(fn, (key, *data[2:]), repeats)
+  out[VALIDATION_SCORING] = _time(fn, (encoding, key, *data[2:]), repeats)
   for name in ZERO_COST_PROXIES:
     fn = jax.jit(functools.partial(_zero_cost_one, spec, name=name))
-    out[name] = _time(fn, (key, x, y), repeats)
+    out[name] = _time(fn, (encoding, key, x, y), repeats)
   return out
 
 
-def _validation_score(spec, key, val_x, val_y):
-  return training.accuracy(spec, training.init_state(spec, key), val_x, val_y)
+def _validation_score(spec, encoding, key, val_x, val_y):
+  spec = network.bind(spec, encoding)
+  return training.accuracy(spec, inner_loop.init_state(spec, key), val_x, val_y)
 
 
-def _zero_cost_one(spec, key, x, y, *, name):
+def _zero_cost_one(spec, encoding, key, x, y, *, name):
+  spec = network.bind(spec, encoding)
   params = spec.init(key)
   if name in ("snip", "grad_norm"):
     return {"snip": snip, "grad_norm": grad_norm}[name](spec, params, x, y)

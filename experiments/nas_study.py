@@ -1,0 +1,286 @@
+"""The GTN-NAS ranking study of issue #21: variants of the GTN proxy.
+
+    TFDS_DATA_DIR=../shared/tfds python experiments/nas_study.py --run VARIANT[,VARIANT...]
+    python experiments/nas_study.py                      # development table: results/nas_study/table.md
+    python experiments/nas_study.py --confirm VARIANT    # the chosen variant, confirmation half, once
+
+The plan, the halves and the rule that picks the winner were committed before
+any result (`results/nas_study/PLAN.md`): every variant is scored on the
+development half (ground-truth indices 0-149); only the winner is scored on
+the confirmation half (150-299).
+
+A variant is a teacher (a `experiments/configs/nas_fmnist.py` teacher,
+meta-trained once in `runs/nas_study/teacher_<name>/`, its config, metrics
+and summary copied to `results/nas_study/teacher_<name>/`) and a way of
+scoring (`gtnjax.nas.config` fields `gtn_score`, `gtn_batch_stats`,
+`gtn_seeds`, `gtn_lr_scales`). `--run` scores the development candidates
+into `results/nas_study/<variant>/scores.csv` (resumable: rows already there
+are kept). The committed first study (`results/nas_fmnist*/proxies.csv`)
+provides the first variants and the comparators (real data, zero-cost
+proxies, parameter count) without recomputation.
+
+The table reports, with 95% bootstrap intervals over candidates (10,000
+resamples, seed 0): Spearman with the ground truth's validation accuracy,
+partial Spearman given parameter count (the rule's criterion: signal beyond
+model size), Spearman over the top half of the ground truth; and the proxy's
+seconds per candidate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import shutil
+import statistics
+import sys
+import time
+
+import numpy as np
+from scipy import stats as scipy_stats
+
+from gtnjax.nas import metrics
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir)
+RESULTS = os.path.join(ROOT, "results")
+STUDY = os.path.join(RESULTS, "nas_study")
+DEVELOPMENT = range(0, 150)
+CONFIRMATION = range(150, 300)
+NUM_RESAMPLES = 10_000
+NAS_CONFIG = os.path.join(ROOT, "experiments", "configs", "nas_fmnist.py")
+
+# Teachers: name -> the nas_fmnist.py config argument that defines it.
+TEACHERS = {"fixed_cell": "full", "random_cell": "random_cells_teacher"}
+
+# Computed variants: name -> (teacher, nas config fields, why it might help).
+COMPUTED = {
+    "fixed_cell": ("fixed_cell", {},
+                   "the first study's proxy, teacher meta-trained again (reproduction check)"),
+    "fixed_cell_neg_loss": ("fixed_cell", {"gtn_score": "neg_loss"},
+                            "validation loss: graded where accuracy sits near chance"),
+    "fixed_cell_real_batch_stats": ("fixed_cell", {"gtn_batch_stats": "real_batch"},
+                                    "batch statistics re-estimated on real images"),
+    "fixed_cell_3_seeds": ("fixed_cell", {"gtn_seeds": 3},
+                           "mean over 3 learner seeds: single-seed reliability ~0.5"),
+    "fixed_cell_lr_scales": ("fixed_cell", {"gtn_lr_scales": "0.3,1,3"},
+                             "per-candidate lr scale chosen on 1000 validation images"),
+    "random_cell": ("random_cell", {},
+                    "teacher meta-trained on a fresh random cell per learner (paper)"),
+    "random_cell_real_batch_stats": ("random_cell", {"gtn_batch_stats": "real_batch"},
+                                     "random-cell teacher, real-image batch statistics"),
+    "random_cell_neg_loss": ("random_cell", {"gtn_score": "neg_loss"},
+                             "random-cell teacher, validation loss"),
+}
+# Read from the committed first study: name -> (run folder, column, what).
+COMMITTED = {
+    "fixed_cell_first_study": ("nas_fmnist", "gtn",
+                               "GTN, fixed-cell teacher (the committed first study)"),
+    "four_cell_teacher": ("nas_fmnist_population", "gtn",
+                          "GTN, teacher meta-trained on four cells (51 candidates)"),
+}
+COMPARATORS = {
+    "real_same_steps": ("nas_fmnist", "real_same_steps", "real data, the same 16 steps"),
+    "real_9x_steps": ("nas_fmnist", "real_9x_steps", "real data, 144 steps"),
+    "synflow": ("nas_fmnist", "synflow", "synflow (zero-cost)"),
+    "naswot": ("nas_fmnist", "naswot", "NASWOT (zero-cost)"),
+    "params": ("nas_fmnist", "params", "parameter count"),
+}
+SCORE_COLUMNS = ("index", "encoding", "score", "seconds")
+
+
+# ------------------------------------------------------------------ running
+def _config(variant: str):
+  from gtnjax.nas import config as nas_config
+  teacher, fields, _ = COMPUTED[variant]
+  config = nas_config.load(f"{NAS_CONFIG}:{TEACHERS[teacher]}")
+  for field, value in fields.items():
+    config[field] = value
+  nas_config.validate(config)
+  return config
+
+
+def _teacher(name: str, config, workdir_root: str):
+  """(run, params) of the teacher `name`, meta-trained once; its files are
+  copied to results/nas_study/teacher_<name>/."""
+  from gtnjax import preemption, report, rundir, train
+  workdir = os.path.join(workdir_root, f"teacher_{name}")
+  if not os.path.exists(os.path.join(workdir, rundir.SUMMARY_FILE)):
+    result = report.train_and_evaluate(config.teacher, workdir, progress=False)
+    if result.get("preempted"):
+      raise preemption.Preempted(result["step"])
+  out = os.path.join(STUDY, f"teacher_{name}")
+  os.makedirs(out, exist_ok=True)
+  for file in (rundir.CONFIG_FILE, rundir.METRICS_FILE, rundir.SUMMARY_FILE):
+    shutil.copy(os.path.join(workdir, file), os.path.join(out, file))
+  run, params, _ = train.load_teacher(workdir)
+  return run, params
+
+
+def run_variant(variant: str, indices: range, out_dir: str, workdir_root: str) -> None:
+  import jax
+  import jax.numpy as jnp
+  from gtnjax.nas import ground_truth, pipeline, proxies, space
+  config = _config(variant)
+  run, teacher_params = _teacher(COMPUTED[variant][0], config, workdir_root)
+  dataset = run.dataset
+  data = tuple(map(jnp.asarray, (dataset.train_images, dataset.train_labels,
+                                 dataset.validation_images, dataset.validation_labels)))
+  truth = ground_truth.read_table(os.path.join(RESULTS, "nas_fmnist", "ground_truth.csv"))
+  wanted = {row["index"]: row["encoding"] for row in truth if row["index"] in indices}
+  os.makedirs(out_dir, exist_ok=True)
+  path = os.path.join(out_dir, "scores.csv")
+  done = set(_read_scores(path)) if os.path.exists(path) else set()
+  scoring = pipeline.gtn_scoring(config)
+  with open(path, "a", newline="") as f:
+    writer = csv.DictWriter(f, fieldnames=SCORE_COLUMNS)
+    if not done:
+      writer.writeheader()
+    for index in sorted(set(wanted) - done):
+      spec, encoding = pipeline.candidate_network(config, space.from_string(wanted[index]),
+                                                  dataset)
+      t0 = time.perf_counter()
+      score = proxies.training_scores(
+          spec, encoding, run.teacher_spec, teacher_params, teacher_params,
+          pipeline.proxy_key(index), *data, 0.0, 0.0, proxies=("gtn",),
+          gtn_steps=config.gtn_steps, long_steps=config.gtn_steps, batch_size=
+          config.teacher.inner_batch_size, gtn_scoring=scoring)["gtn"]
+      score = float(jax.block_until_ready(score))
+      seconds = time.perf_counter() - t0
+      writer.writerow({"index": index, "encoding": wanted[index], "score": repr(score),
+                       "seconds": f"{seconds:.3f}"})
+      f.flush()
+      print(f"{variant} #{index}: {score:.4f} ({seconds:.2f} s)", flush=True)
+  with open(os.path.join(out_dir, "config.json"), "w") as f:
+    f.write(config.to_json_best_effort(indent=1, sort_keys=True))
+
+
+# ------------------------------------------------------------------ scoring
+def _read_scores(path: str) -> dict[int, dict[str, str]]:
+  with open(path) as f:
+    return {int(r["index"]): r for r in csv.DictReader(f)}
+
+
+def _ranks(values: np.ndarray) -> np.ndarray:
+  return scipy_stats.rankdata(values, axis=-1)
+
+
+def _pearson_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+  a = a - a.mean(-1, keepdims=True)
+  b = b - b.mean(-1, keepdims=True)
+  return (a * b).sum(-1) / np.sqrt((a * a).sum(-1) * (b * b).sum(-1))
+
+
+def rank_metrics(scores: np.ndarray, truth: np.ndarray, params: np.ndarray) -> dict:
+  """Spearman, partial Spearman given params (the first-order partial
+  correlation of ranks, as `gtnjax.stats.partial_spearman`) and top-half
+  Spearman, each with a 95% percentile bootstrap over candidates (all
+  resamples ranked at once; the same resampled candidates for the three)."""
+  rng = np.random.default_rng(0)
+  idx = rng.integers(0, truth.size, (NUM_RESAMPLES, truth.size))
+
+  def spearman(s, t):
+    return _pearson_rows(_ranks(s), _ranks(t))
+
+  def partial(s, t, p):
+    rs, rt, rp = _ranks(s), _ranks(t), _ranks(p)
+    st, sp, tp = _pearson_rows(rs, rt), _pearson_rows(rs, rp), _pearson_rows(rt, rp)
+    with np.errstate(invalid="ignore", divide="ignore"):
+      return (st - sp * tp) / np.sqrt((1 - sp ** 2) * (1 - tp ** 2))
+
+  top = metrics.top_half_mask(truth)
+  top_idx = np.flatnonzero(top)
+  top_resampled = top_idx[rng.integers(0, top_idx.size, (NUM_RESAMPLES, top_idx.size))]
+  out = {}
+  for name, point, resampled in (
+      ("spearman", spearman(scores, truth), spearman(scores[idx], truth[idx])),
+      ("partial_spearman_given_params", partial(scores, truth, params),
+       partial(scores[idx], truth[idx], params[idx])),
+      ("top_half_spearman", spearman(scores[top], truth[top]),
+       spearman(scores[top_resampled], truth[top_resampled]))):
+    resampled = resampled[np.isfinite(resampled)]
+    out[name] = float(point)  # NaN where undefined: params given params
+    out[f"{name}_interval"] = (tuple(float(q) for q in np.quantile(resampled, [0.025, 0.975]))
+                               if resampled.size else (float("nan"),) * 2)
+  return out
+
+
+def _column(name: str, folder: str = STUDY) -> tuple[dict[int, float], float | None] | None:
+  """({index: score}, seconds per candidate) of a variant (its scores under
+  `folder`) or comparator."""
+  if name in COMPUTED:
+    path = os.path.join(folder, name, "scores.csv")
+    if not os.path.exists(path):
+      return None
+    rows = _read_scores(path)
+    # The first row of a run pays the compilation; the median is what a
+    # candidate costs once the program exists.
+    seconds = statistics.median(float(r["seconds"]) for r in rows.values()) if rows else None
+    return {i: float(r["score"]) for i, r in rows.items()}, seconds
+  run, column, _ = {**COMMITTED, **COMPARATORS}[name]
+  path = os.path.join(RESULTS, run, "proxies.csv")
+  if not os.path.exists(path):
+    return None
+  rows = _read_scores(path)
+  with open(os.path.join(RESULTS, run, "summary.json")) as f:
+    seconds = json.load(f)["proxies"].get(column, {}).get("proxy_seconds")
+  return {i: float(r[column]) for i, r in rows.items() if r.get(column) not in (None, "")}, seconds
+
+
+def table(names: list[str], indices: range, title: str, folder: str = STUDY) -> list[str]:
+  truth_rows = _read_scores(os.path.join(RESULTS, "nas_fmnist", "ground_truth.csv"))
+  what = {n: v[-1] for n, v in {**COMPUTED, **COMMITTED, **COMPARATORS}.items()}
+  lines = [f"### {title}", "",
+           "| proxy | what | n | Spearman [95%] | partial Spearman given params [95%] "
+           "| top-half Spearman [95%] | s / candidate |", "|---|---|---|---|---|---|---|"]
+  for name in names:
+    column = _column(name, folder)
+    common = [] if column is None else [i for i in indices if i in column[0] and i in truth_rows]
+    if len(common) < 10:
+      lines.append(f"| {name} | {what[name]} | {len(common)} | not run | | | |")
+      continue
+    scores = np.array([column[0][i] for i in common])
+    truth = np.array([float(truth_rows[i]["val_acc_seed0"]) for i in common])
+    params = np.array([float(truth_rows[i]["params"]) for i in common])
+    result = rank_metrics(scores, truth, params)
+    cells = [f"{result[k]:+.3f} [{result[k + '_interval'][0]:+.3f}, "
+             f"{result[k + '_interval'][1]:+.3f}]" if np.isfinite(result[k]) else "—"
+             for k in ("spearman", "partial_spearman_given_params", "top_half_spearman")]
+    seconds = "" if column[1] is None else f"{column[1]:.2f}"
+    lines.append(f"| {name} | {what[name]} | {len(common)} | {' | '.join(cells)} | {seconds} |")
+  return lines + [""]
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.strip().split("\n")[0])
+  parser.add_argument("--run", default=None,
+                      help=f"comma-separated variants to score: {', '.join(COMPUTED)}")
+  parser.add_argument("--confirm", default=None, choices=sorted({**COMPUTED, **COMMITTED}),
+                      help="score this (the chosen) variant on the confirmation half")
+  parser.add_argument("--workdir-root", default=os.path.join(ROOT, "runs", "nas_study"))
+  args = parser.parse_args()
+  if args.run:
+    unknown = [v for v in args.run.split(",") if v not in COMPUTED]
+    if unknown:
+      sys.exit(f"unknown variants {unknown}: choose among {', '.join(COMPUTED)}")
+    for variant in args.run.split(","):
+      run_variant(variant, DEVELOPMENT, os.path.join(STUDY, variant), args.workdir_root)
+  if args.confirm:
+    if args.confirm in COMPUTED:
+      run_variant(args.confirm, CONFIRMATION, os.path.join(STUDY, "confirmation", args.confirm),
+                  args.workdir_root)
+    lines = table([args.confirm, *COMPARATORS], CONFIRMATION,
+                  f"Confirmation half (indices 150-299): {args.confirm}",
+                  os.path.join(STUDY, "confirmation"))
+    out = os.path.join(STUDY, "confirmation.md")
+  else:
+    lines = table([*COMMITTED, *COMPUTED, *COMPARATORS], DEVELOPMENT,
+                  "Development half (indices 0-149)")
+    out = os.path.join(STUDY, "table.md")
+  with open(out, "w") as f:
+    f.write("\n".join(lines))
+  print("\n".join(lines))
+
+
+if __name__ == "__main__":
+  main()
