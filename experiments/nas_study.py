@@ -120,7 +120,7 @@ def _teacher(name: str, config, workdir_root: str):
 def run_variant(variant: str, indices: range, out_dir: str, workdir_root: str) -> None:
   import jax
   import jax.numpy as jnp
-  from gtnjax.nas import ground_truth, pipeline, proxies, space
+  from gtnjax.nas import ground_truth, proxies, scoring, space
   config = _config(variant)
   run, teacher_params = _teacher(COMPUTED[variant][0], config, workdir_root)
   dataset = run.dataset
@@ -131,18 +131,18 @@ def run_variant(variant: str, indices: range, out_dir: str, workdir_root: str) -
   os.makedirs(out_dir, exist_ok=True)
   path = os.path.join(out_dir, "scores.csv")
   done = set(_read_scores(path)) if os.path.exists(path) else set()
-  scoring = pipeline.gtn_scoring(config)
+  scoring = scoring.gtn_scoring(config)
   with open(path, "a", newline="") as f:
     writer = csv.DictWriter(f, fieldnames=SCORE_COLUMNS)
     if not done:
       writer.writeheader()
     for index in sorted(set(wanted) - done):
-      spec, encoding = pipeline.candidate_network(config, space.from_string(wanted[index]),
+      spec, encoding = scoring.candidate_network(config, space.from_string(wanted[index]),
                                                   dataset)
       t0 = time.perf_counter()
       score = proxies.training_scores(
           spec, encoding, run.teacher_spec, teacher_params, teacher_params,
-          pipeline.proxy_key(index), *data, 0.0, 0.0, proxies=("gtn",),
+          scoring.proxy_key(index), *data, 0.0, 0.0, proxies=("gtn",),
           gtn_steps=config.gtn_steps, long_steps=config.gtn_steps, batch_size=
           config.teacher.inner_batch_size, gtn_scoring=scoring)["gtn"]
       score = float(jax.block_until_ready(score))

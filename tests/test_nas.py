@@ -273,8 +273,8 @@ def test_searches_find_good_cells_and_count_evaluations():
 def test_analysis_writes_summary_and_plot(tmp_path):
   """The pipeline's last stage on a synthetic table: a proxy equal to the
   ground truth ranks perfectly, picks the best and beats noise in a paired test."""
+  from gtnjax.nas import analysis
   from gtnjax.nas import config as nas_config
-  from gtnjax.nas import pipeline
   c = nas_config.default_config()
   c.bootstrap_resamples, c.picked_sample_size, c.search_budget = 50, 10, 12
   c.population_size, c.tournament_size = 4, 2
@@ -287,7 +287,7 @@ def test_analysis_writes_summary_and_plot(tmp_path):
                  "test_acc_seed0": acc - 0.01, "val_acc_seed1": acc + 0.005 if i < 5 else None})
     scores[i] = {p: float(rng.normal()) for p in c.proxies}
     scores[i]["gtn"] = acc
-  summary = pipeline.analyse(c, rows, scores, {"gtn": {"seconds": 1.0, "learner_steps": 16}},
+  summary = analysis.analyse(c, rows, scores, {"gtn": {"seconds": 1.0, "learner_steps": 16}},
                              str(tmp_path), log=lambda _: None)
   on_disk = json.loads((tmp_path / "summary.json").read_text())
   gtn = on_disk["proxies"]["gtn"]
@@ -309,10 +309,9 @@ def test_teacher_free_proxies_are_computed_once_and_shared(tmp_path, monkeypatch
   another cache file. (The proxies themselves are stubbed: this is the
   bookkeeping; that the teacher-free columns of two real runs agree bit for
   bit is in results/nas_fmnist*/proxies.csv.)"""
-  import types
   from gtnjax import data
   from gtnjax.nas import config as nas_config
-  from gtnjax.nas import pipeline
+  from gtnjax.nas import scoring
   monkeypatch.setenv("GTNJAX_CACHE_DIR", str(tmp_path / "cache"))
   c = nas_config.default_config()
   c.dataset = c.teacher.dataset = "digits"
@@ -333,13 +332,12 @@ def test_teacher_free_proxies_are_computed_once_and_shared(tmp_path, monkeypatch
           enumerate(["conv1x1-conv3x3-skip-none-avg_pool3x3-conv3x3",
                      "conv3x3-skip-none-conv1x1-none-skip"])]
   real_lr = {"real_same_steps": 0.05, "real_9x_steps": 0.1}
-  run = types.SimpleNamespace(teacher_spec=None)
   for name in ("a", "b"):
     (tmp_path / name).mkdir()  # run() makes the workdir
-  first = pipeline.compute_proxies(c, rows[:1], run, 0.7, 0.1, dataset, real_lr,
-                                   str(tmp_path / "a"), log=lambda _: None)
+  first = scoring.compute_proxies(
+      scoring.ProxyContext(c, dataset, None, 0.7, 0.1, real_lr), rows[:1], str(tmp_path / "a"), log=lambda _: None)
   assert trained_sets == [proxies.TRAINING_PROXIES]
-  cache = pipeline.teacher_free_cache_path(c, dataset, real_lr)
+  cache = scoring.teacher_free_cache_path(c, dataset, real_lr)
   assert os.path.exists(cache)
 
   def recomputed(*args):
@@ -347,13 +345,13 @@ def test_teacher_free_proxies_are_computed_once_and_shared(tmp_path, monkeypatch
   monkeypatch.setattr(proxies, "zero_cost_scores", recomputed)
   rows[1]["index"] = 0  # another candidate under a cached index: not a hit
   with pytest.raises(LookupError, match="recomputed"):
-    pipeline.compute_proxies(c, rows[1:], run, 0.8, 0.1, dataset, real_lr,
-                             str(tmp_path / "b"), log=lambda _: None)
+    scoring.compute_proxies(
+      scoring.ProxyContext(c, dataset, None, 0.8, 0.1, real_lr), rows[1:], str(tmp_path / "b"), log=lambda _: None)
   trained_sets.clear()
-  second = pipeline.compute_proxies(c, rows[:1], run, 0.9, 0.1, dataset, real_lr,
-                                    str(tmp_path / "b"), log=lambda _: None)
+  second = scoring.compute_proxies(
+      scoring.ProxyContext(c, dataset, None, 0.9, 0.1, real_lr), rows[:1], str(tmp_path / "b"), log=lambda _: None)
   assert trained_sets == [("gtn", "gtn_untrained")]
-  for name in pipeline.TEACHER_FREE_PROXIES + ("gtn_untrained", "params", "flops"):
+  for name in scoring.TEACHER_FREE_PROXIES + ("gtn_untrained", "params", "flops"):
     assert second[0][name] == first[0][name], name
   assert (first[0]["gtn"], second[0]["gtn"]) == (0.7, 0.9)
   # A row cut short by a killed run is skipped, and the next row starts a new line.
@@ -362,15 +360,16 @@ def test_teacher_free_proxies_are_computed_once_and_shared(tmp_path, monkeypatch
   monkeypatch.setattr(proxies, "zero_cost_scores", lambda *args: zero_cost)
   rows[1]["index"] = 1
   (tmp_path / "c").mkdir()
-  pipeline.compute_proxies(c, rows[1:], run, 0.8, 0.1, dataset, real_lr, str(tmp_path / "c"),
+  scoring.compute_proxies(
+      scoring.ProxyContext(c, dataset, None, 0.8, 0.1, real_lr), rows[1:], str(tmp_path / "c"),
                            log=lambda _: None)
-  assert set(pipeline._read_teacher_free_cache(cache)) == {(r["index"], r["encoding"])
+  assert set(scoring._read_teacher_free_cache(cache)) == {(r["index"], r["encoding"])
                                                           for r in rows}
   c.proxy_batch_size = 4
-  assert pipeline.teacher_free_cache_path(c, dataset, real_lr) != cache
+  assert scoring.teacher_free_cache_path(c, dataset, real_lr) != cache
   c.proxy_batch_size = 8
-  assert pipeline.teacher_free_cache_path(c, dataset, real_lr) == cache
-  assert pipeline.teacher_free_cache_path(c, dataset, {**real_lr, "real_9x_steps": 0.2}) != cache
+  assert scoring.teacher_free_cache_path(c, dataset, real_lr) == cache
+  assert scoring.teacher_free_cache_path(c, dataset, {**real_lr, "real_9x_steps": 0.2}) != cache
 
 
 def test_nas_command_rejects_bad_configs_before_work(tmp_path, capsys, monkeypatch):

@@ -239,55 +239,23 @@ class CellNetworkSpec:
     every operation, which is the mask."""
     used_means, preacts, used = [], [], []
 
-    def conv_bn_act(p, h, padding, given):
-      h = layers.conv2d(h, layers.kernel_of(p), padding, impl=self.conv_impl)
-      h, mean = layers.mean_only_batch_norm(h, p["bn_bias"], given)
-      return layers.leaky_relu(h), mean, h
-
     def layer(p, h, padding=1):
       given = None if batch_means is None else batch_means[len(used_means)]
-      out, mean, preact = conv_bn_act(p, h, padding, given)
+      out, mean, preact = _conv_bn_act(p, h, padding, given, self.conv_impl)
       used_means.append(mean)
       preacts.append(preact)
       used.append(jnp.array(True))
       return out
 
     def switched_edge(op_index, p, h):
-      """The edge's output, its two conv layers' means (zero where unused),
-      and with_preactivations their inputs to the LeakyReLU and used flags."""
       first = len(used_means)
-      given = [None if batch_means is None else batch_means[first + k]
-               for k in range(len(CONV_OPS))]
-      zero_mean = jnp.zeros((h.shape[-1],), h.dtype)
-
-      def fixed(value):  # an operation without a batch-normed layer
-        def branch(h):
-          extra = ((jnp.zeros_like(h),) * 2 + (jnp.array(False),) * 2
-                   if with_preactivations else ())
-          return (value(h), zero_mean, zero_mean, *extra)
-        return branch
-
-      def convolution(k):
-        def branch(h):
-          out, mean, preact = conv_bn_act(p[CONV_OPS[k]], h, 0 if k == 0 else 1, given[k])
-          means = (mean, zero_mean) if k == 0 else (zero_mean, mean)
-          if not with_preactivations:
-            return (out, *means)
-          zeros = jnp.zeros_like(preact)
-          pre = (preact, zeros) if k == 0 else (zeros, preact)
-          flags = (jnp.array(k == 0), jnp.array(k == 1))
-          return (out, *means, *pre, *flags)
-        return branch
-
-      branches = {"none": fixed(jnp.zeros_like), "skip": fixed(lambda h: h),
-                  "avg_pool3x3": fixed(avg_pool_3x3),
-                  "conv1x1": convolution(0), "conv3x3": convolution(1)}
-      result = jax.lax.switch(op_index, [branches[name] for name in space.OPS], h)
-      used_means.extend(result[1:3])
-      if with_preactivations:
-        preacts.extend(result[3:5])
-        used.extend(result[5:7])
-      return result[0]
+      given = (None, None) if batch_means is None else batch_means[first:first + 2]
+      out, means, pre, flags = _switched_edge(op_index, p, h, given, self.conv_impl,
+                                              with_preactivations)
+      used_means.extend(means)
+      preacts.extend(pre)
+      used.extend(flags)
+      return out
 
     if self.masked:
       op_index = edge_operations(jax.lax.stop_gradient(params["op_mask"]))
@@ -319,6 +287,45 @@ class CellNetworkSpec:
     p = params["out"]
     logits = layers.dense(h, layers.kernel_of(p), p["bias"])
     return logits, tuple(used_means), tuple(preacts), tuple(used)
+
+
+def _conv_bn_act(p, h, padding, given_mean, conv_impl):
+  """(LeakyReLU output, the batch mean used, the LeakyReLU's input)."""
+  h = layers.conv2d(h, layers.kernel_of(p), padding, impl=conv_impl)
+  h, mean = layers.mean_only_batch_norm(h, p["bn_bias"], given_mean)
+  return layers.leaky_relu(h), mean, h
+
+
+def _switched_edge(op_index, p, h, given_means, conv_impl, with_preactivations):
+  """One edge of a masked network as a `lax.switch` on its operation:
+  (output, the means of its two conv layers (zero where unused), and
+  with_preactivations their LeakyReLU inputs and used flags, else ())."""
+  zero_mean = jnp.zeros((h.shape[-1],), h.dtype)
+
+  def fixed(value):  # an operation without a batch-normed layer
+    def branch(h):
+      extra = ((jnp.zeros_like(h),) * 2 + (jnp.array(False),) * 2
+               if with_preactivations else ())
+      return (value(h), zero_mean, zero_mean, *extra)
+    return branch
+
+  def convolution(k):
+    def branch(h):
+      out, mean, preact = _conv_bn_act(p[CONV_OPS[k]], h, 0 if k == 0 else 1,
+                                       given_means[k], conv_impl)
+      means = (mean, zero_mean) if k == 0 else (zero_mean, mean)
+      if not with_preactivations:
+        return (out, *means)
+      zeros = jnp.zeros_like(preact)
+      pre = (preact, zeros) if k == 0 else (zeros, preact)
+      return (out, *means, *pre, jnp.array(k == 0), jnp.array(k == 1))
+    return branch
+
+  branches = {"none": fixed(jnp.zeros_like), "skip": fixed(lambda h: h),
+              "avg_pool3x3": fixed(avg_pool_3x3),
+              "conv1x1": convolution(0), "conv3x3": convolution(1)}
+  result = jax.lax.switch(op_index, [branches[name] for name in space.OPS], h)
+  return result[0], result[1:3], result[3:5], result[5:7]
 
 
 @dataclasses.dataclass(frozen=True)
