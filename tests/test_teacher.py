@@ -1,12 +1,15 @@
 """Every teacher kind and curriculum produces well-formed batches (no meta-gradient
 compile needed; the finite-difference tests cover the gradients)."""
 
+import dataclasses
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gtnjax import generator, learners, registry, teacher
+from gtnjax import config as gconfig, curriculum, generator, learners, registry, teacher
 
 SHAPE = (8, 8, 1)
 K = 4
@@ -63,6 +66,100 @@ def test_shuffled_curricula_reach_the_learned_tensor(curriculum):
                    + jnp.sum(s.batches(p, jax.random.key(4)).y[..., 0]))(params)
   assert float(jnp.abs(grads["curriculum"]).sum()) > 0
   assert float(jnp.abs(grads["label_logits"]).sum()) > 0
+
+
+def curriculum_inputs(name, key=jax.random.key(5)):
+  """A curriculum strategy's (noise, labels, slots) for `spec(curriculum=name)`."""
+  s = spec(curriculum=name)
+  params = s.init(jax.random.key(0))
+  noise, labels, slots = curriculum.curriculum_named(name).inputs(
+      s, params.get("curriculum"), *jax.random.split(key))
+  return s, params, noise, labels, slots
+
+
+def test_full_curriculum_reads_the_learned_tensor_in_order():
+  s, params, noise, labels, slots = curriculum_inputs("full")
+  np.testing.assert_array_equal(noise, params["curriculum"])
+  np.testing.assert_array_equal(labels, s.balanced_labels())
+  np.testing.assert_array_equal(slots, s.ordered_slots())
+
+
+def test_shuffled_batch_moves_whole_learned_steps_with_their_labels():
+  s, params, noise, labels, slots = curriculum_inputs("shuffled_batch")
+  rows = slots[:, 0] // B
+  np.testing.assert_array_equal(slots, rows[:, None] * B + np.arange(B))
+  np.testing.assert_array_equal(noise, params["curriculum"][rows])
+  np.testing.assert_array_equal(labels, s.balanced_labels()[rows])
+
+
+def test_shuffled_all_draws_single_slots_with_their_labels():
+  s, params, noise, labels, slots = curriculum_inputs("shuffled_all")
+  np.testing.assert_array_equal(noise, params["curriculum"].reshape(T * B, -1)[slots])
+  np.testing.assert_array_equal(labels, s.balanced_labels().reshape(-1)[slots])
+  assert any(len(set((step // B).tolist())) > 1 for step in np.asarray(slots))  # rows mix
+
+
+def test_no_curriculum_learns_nothing_and_draws_fresh_labels():
+  s, params, _, labels, _ = curriculum_inputs("none")
+  assert "curriculum" not in params and not s.has_fixed_label_slots
+  assert not np.array_equal(labels, curriculum_inputs("none", jax.random.key(6))[3])
+
+
+def test_gaussian_curriculum_samples_around_its_learned_per_step_mean():
+  s = spec(curriculum="gaussian")
+  learned = {"mean": jnp.arange(T, dtype=jnp.float32)[:, None] * jnp.ones((T, 5)),
+             "log_sigma": jnp.full((T, 5), math.log(1e-3))}
+  noise, labels, _ = curriculum.curriculum_named("gaussian").inputs(
+      s, learned, *jax.random.split(jax.random.key(0)))
+  np.testing.assert_allclose(noise, jnp.broadcast_to(learned["mean"][:, None], noise.shape),
+                             atol=1e-2)
+  np.testing.assert_array_equal(labels, s.balanced_labels())
+
+
+# Each kind's own top-level params besides the schedule. Checkpoints restore by
+# these names, so a run saved before a refactor must find the same ones.
+OWN_PARAMS = {("generator", "full"): {"curriculum", "generator"},
+              ("generator", "none"): {"generator"},
+              ("generator", "shuffled_batch"): {"curriculum", "generator"},
+              ("generator", "shuffled_all"): {"curriculum", "generator"},
+              ("generator", "gaussian"): {"curriculum", "generator"},
+              ("real_data", "full"): set(),
+              ("distillation", "full"): {"pixels"}}
+
+
+@pytest.mark.parametrize("kind,curriculum_name", ALL)
+def test_teacher_params_keep_their_checkpointed_names(kind, curriculum_name):
+  for momentum_parameterisation, momentum in (("log", "log_momentum"),
+                                              ("sigmoid", "momentum_logit")):
+    s = dataclasses.replace(spec(kind, curriculum_name, soft_labels=False),
+                            momentum_parameterisation=momentum_parameterisation)
+    shapes = jax.eval_shape(s.init, jax.random.key(0))
+    assert set(shapes) == {"log_lr", momentum} | OWN_PARAMS[kind, curriculum_name]
+  if s.has_fixed_label_slots:
+    soft = jax.eval_shape(spec(kind, curriculum_name, soft_labels=True).init, jax.random.key(0))
+    assert set(soft) == set(shapes) - {"momentum_logit"} | {"log_momentum", "label_logits"}
+  if curriculum_name == "gaussian":
+    assert set(shapes["curriculum"]) == {"mean", "log_sigma"}
+
+
+@pytest.mark.parametrize("kind,curriculum_name,has_generator,learns_inputs,fixed_slots", [
+    ("generator", "full", True, True, True), ("generator", "none", True, True, False),
+    ("real_data", "full", False, False, False), ("distillation", "full", False, True, True)])
+def test_kinds_answer_what_their_callers_ask(kind, curriculum_name, has_generator,
+                                              learns_inputs, fixed_slots):
+  s = spec(kind, curriculum_name)
+  assert (s.has_generator, s.learns_inputs, s.has_fixed_label_slots) == (
+      has_generator, learns_inputs, fixed_slots)
+
+
+def test_the_config_gives_every_teacher_spec_field_but_the_data_sets():
+  config = gconfig.default_config()
+  values = gconfig.teacher_spec_fields(config)
+  assert set(values) == ({f.name for f in dataclasses.fields(teacher.TeacherSpec)}
+                         - {"image_shape", "num_classes"})
+  s = teacher.TeacherSpec(image_shape=SHAPE, num_classes=K, **values)
+  assert (s.kind, s.batch_size, s.init_lr, s.init_momentum) == (
+      config.teacher, config.inner_batch_size, config.init_inner_lr, config.init_inner_momentum)
 
 
 def test_generator_rejects_sizes_not_divisible_by_4():

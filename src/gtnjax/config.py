@@ -30,8 +30,10 @@ class ConfigError(ValueError):
 #             another run, and its checkpoints are refused on resume;
 #   TEACHER   the teacher's own: the learned-schedule baseline (a real_data
 #             teacher) takes its default, so runs differing only there share it;
-#   CONSTANT  the constant-schedule real-data baseline depends on it (its cache key).
+#   CONSTANT  the constant-schedule real-data baseline depends on it (its cache key);
+#   TEACHER_SPEC  `teacher.TeacherSpec` takes it (`teacher_spec_fields`).
 RUN, TEACHER, CONSTANT = "run", "teacher", "constant_baseline"
+TEACHER_SPEC = "teacher_spec"
 
 _FIELDS: dict[str, tuple] = {
     # Data and networks.
@@ -41,30 +43,30 @@ _FIELDS: dict[str, tuple] = {
     # gtnjax.flax_learners) | a name given to train.prepare(..., learners=...).
     "learner": ("cnn_small", RUN),
     "random_widths": (False, RUN, CONSTANT),  # sample each learner's layer widths (masked) per initialisation
-    "weight_norm": (True, RUN, CONSTANT),  # weight-normalised kernels in learners and generator (the paper's); False: plain (ablation)
-    "teacher": ("generator", RUN, TEACHER),  # generator | real_data | distillation
-    "curriculum": ("full", RUN, TEACHER),  # full | none | shuffled_batch | shuffled_all | gaussian
-    "soft_labels": (False, RUN, TEACHER),  # learn [T, B, K] soft labels
-    "noise_size": (128, RUN, TEACHER),  # generator noise inputs Z
-    "generator_padding": ("zeros", RUN, TEACHER),  # zeros | reflect (the paper's code) in the generator's convs
-    "output_init": ("data", RUN, TEACHER),  # data (weight norm's data-dependent init of the output layer) | none (the paper's code)
+    "weight_norm": (True, RUN, CONSTANT, TEACHER_SPEC),  # weight-normalised kernels in learners and generator (the paper's); False: plain (ablation)
+    "teacher": ("generator", RUN, TEACHER, TEACHER_SPEC),  # generator | real_data | distillation
+    "curriculum": ("full", RUN, TEACHER, TEACHER_SPEC),  # full | none | shuffled_batch | shuffled_all | gaussian
+    "soft_labels": (False, RUN, TEACHER, TEACHER_SPEC),  # learn [T, B, K] soft labels
+    "noise_size": (128, RUN, TEACHER, TEACHER_SPEC),  # generator noise inputs Z
+    "generator_padding": ("zeros", RUN, TEACHER, TEACHER_SPEC),  # zeros | reflect (the paper's code) in the generator's convs
+    "output_init": ("data", RUN, TEACHER, TEACHER_SPEC),  # data (weight norm's data-dependent init of the output layer) | none (the paper's code)
     # Inner loop.
-    "inner_steps": (16, RUN, CONSTANT),  # T
-    "inner_batch_size": (32, RUN, CONSTANT),  # B
-    "init_inner_lr": (0.1, RUN),  # initial learned learning rate (every step)
-    "init_inner_momentum": (0.5, RUN),  # initial learned momentum (every step)
-    "momentum_parameterisation": ("log", RUN),  # log (the paper's code; can pass 1) | sigmoid (stays in (0, 1))
+    "inner_steps": (16, RUN, CONSTANT, TEACHER_SPEC),  # T
+    "inner_batch_size": (32, RUN, CONSTANT, TEACHER_SPEC),  # B
+    "init_inner_lr": (0.1, RUN, TEACHER_SPEC),  # initial learned learning rate (every step)
+    "init_inner_momentum": (0.5, RUN, TEACHER_SPEC),  # initial learned momentum (every step)
+    "momentum_parameterisation": ("log", RUN, TEACHER_SPEC),  # log (the paper's code; can pass 1) | sigmoid (stays in (0, 1))
     "probe_every": (1, RUN),  # real-data probe loss every k inner steps (k | T); 0: final only
     # Inner-loop recomputation: none | step | step_dots | block | nested. "block"
     # keeps one learner state per probe interval; with probe_every=1 that is one
     # state per step, half of what "step" keeps (BENCHMARKS.md).
     "remat": ("block",),
-    "generator_chunk": (1,),  # generator steps recomputed together in the backward pass (memory; see BENCHMARKS.md)
+    "generator_chunk": (1, TEACHER_SPEC),  # generator steps recomputed together in the backward pass (memory; see BENCHMARKS.md)
     # Convolution and max-pool implementations: same values to float rounding,
     # different speed (BENCHMARKS.md). "auto" picks by backend (cpu: gemm /
     # phases; gpu, tpu: lax); config.json records the name it resolved to.
-    "conv_impl": ("auto",),  # auto | lax | routed | gemm | im2col | shifted_outputs
-    "pool_impl": ("auto",),  # auto | lax | slices | phases
+    "conv_impl": ("auto", TEACHER_SPEC),  # auto | lax | routed | gemm | im2col | shifted_outputs
+    "pool_impl": ("auto", TEACHER_SPEC),  # auto | lax | slices | phases
     # Meta-training.
     "meta_batch_size": (64, RUN),  # real images per probe batch
     "population": (1, RUN),  # learners per architecture per meta-step
@@ -118,6 +120,17 @@ def fields_with(role: str) -> tuple[str, ...]:
 
 # Fields whose change would make an existing workdir's checkpoints meaningless.
 RUN_DEFINING_FIELDS = fields_with(RUN)
+
+# `teacher.TeacherSpec`'s names for the TEACHER_SPEC fields it names otherwise:
+# the config's names say whose steps and batches they are, the spec is the teacher's.
+_TEACHER_SPEC_NAMES = {"teacher": "kind", "inner_batch_size": "batch_size",
+                       "init_inner_lr": "init_lr", "init_inner_momentum": "init_momentum"}
+
+
+def teacher_spec_fields(config) -> dict:
+  """The TEACHER_SPEC fields of `config` under `teacher.TeacherSpec`'s names
+  (every spec field but the data set's image_shape and num_classes)."""
+  return {_TEACHER_SPEC_NAMES.get(f, f): config[f] for f in fields_with(TEACHER_SPEC)}
 
 
 def load_config_file(spec: str, defaults: ml_collections.ConfigDict | None = None

@@ -2,20 +2,17 @@
 
 `init_generator(key, ...)` makes its parameters and `generator_apply(params,
 inputs, ...)` maps one batch [B, Z + K] to images [B, H, W, C]. The teacher
-(`teacher.TeacherSpec`, kind "generator") decides which inputs it gets at
-each inner step; this module holds only the network.
+(`teacher.GeneratorTeacher`, through its `gtnjax.curriculum`) decides which
+inputs it gets at each inner step; this module holds only the network.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 from gtnjax import layers
-
-Params = dict[str, Any]
+from gtnjax.layers import Params
 
 # |x| above this is tanh's flat tail of the generator's 2 tanh output (tanh > 0.95).
 SATURATION_THRESHOLD = 1.9

@@ -131,7 +131,7 @@ def meta_loss(teacher_params: Params, setup: MetaSetup, key: jax.Array,
 
   aux = {"final_loss": jnp.mean(jnp.stack(final_losses)),
          "meta_accuracy": jnp.mean(jnp.stack(final_accuracies))}
-  if setup.teacher.kind == "generator":
+  if setup.teacher.has_generator:
     # Pixels on tanh's flat tails pass almost no gradient back to the generator.
     aux["saturated_fraction"] = jnp.mean(jnp.abs(jax.lax.stop_gradient(batches.x))
                                          > SATURATION_THRESHOLD)

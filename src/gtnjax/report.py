@@ -105,7 +105,8 @@ def summarise(run: train.Run, teacher_params, init_key: jax.Array | None = None,
   config = run.config
   names = learner_names or gconfig.eval_learner_names(config)
   num_seeds = num_seeds or config.eval_seeds
-  learned_baseline = config.learned_schedule_baseline and config.teacher != "real_data"
+  # A teacher that learns only the schedule is itself a learned-schedule baseline.
+  learned_baseline = config.learned_schedule_baseline and run.teacher_spec.learns_inputs
   if learned_baseline:
     learned = learned_schedule(run, names, num_seeds, progress=progress)
   sweep_size = len(config.baseline_lrs) * len(config.baseline_momenta) + 1

@@ -1,48 +1,49 @@
 """The teacher: what produces the learner's T training batches.
 
-`TeacherSpec.init(key)` makes the meta-learned parameters; 
+`TeacherSpec.init(key)` makes the meta-learned parameters;
 `TeacherSpec.batches(params, key, train_images, train_labels)` returns the
 whole inner-loop curriculum as `InnerBatches` (x [T, B, H, W, C],
 y [T, B, K], lr [T], momentum [T]). The same interface serves the GTN
 generator with each curriculum and the two baselines, so the inner loop,
 evaluation and export never need to know which teacher made the data.
 
-Kinds:
-  generator     the paper's conditional generator (gtnjax.generator) fed by a curriculum:
-                  full            a learned [T, B, Z] tensor of inputs, one row per
-                                  step, labels fixed and balanced;
-                  none            fresh N(0, 1) noise and random labels each step;
-                  shuffled_batch  a random learned row each step;
-                  shuffled_all    B random rows of the whole learned tensor;
-                  gaussian        learned per-step mean and log-sigma of the noise.
-  real_data     batches of real training data (only lr and momentum are learned);
-  distillation  learned pixels, one [B, H, W, C] batch per step (Dataset
-                Distillation, Wang et al. 2018).
+`TeacherSpec` is the static description a config names (hashable, a jit static
+argument). What differs between kinds is one small object per kind, which
+`make_teacher_kind` picks from the config's strings (the one place they are
+read); callers ask the spec (`has_generator`, `learns_inputs`,
+`has_fixed_label_slots`), never compare the strings:
+  GeneratorTeacher     "generator": the paper's conditional generator
+                       (gtnjax.generator) fed by a `Curriculum`
+                       (gtnjax.curriculum), one small strategy per config value:
+                       full, none, shuffled_batch, shuffled_all, gaussian.
+  RealDataTeacher      "real_data": batches of real training data (only lr and
+                       momentum are learned).
+  DistillationTeacher  "distillation": learned pixels, one [B, H, W, C] batch per
+                       step (Dataset Distillation, Wang et al. 2018).
 
-Every kind learns a per-step learning rate (log-parameterised) and momentum:
-log-parameterised as in the paper's code (`momentum_parameterisation="log"`,
-nothing stops it passing 1, where SGD diverges) or through a sigmoid
-(`"sigmoid"`, always in (0, 1)).
-Optional learned soft labels replace the fixed one-hot targets with a softmax
-of learned [T, B, K] logits (for the kinds whose label slots are fixed).
+What every kind shares is the spec's own: a learned per-step learning rate
+(log-parameterised) and momentum, log-parameterised as in the paper's code
+(`momentum_parameterisation="log"`, nothing stops it passing 1, where SGD
+diverges) or through a sigmoid (`"sigmoid"`, always in (0, 1)); and optional
+learned soft labels, a softmax of learned [T, B, K] logits replacing the fixed
+one-hot targets (for the kinds whose label slots are fixed).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from gtnjax import layers
+from gtnjax import curriculum as curricula, layers
+from gtnjax.curriculum import CURRICULA, Curriculum
 from gtnjax.generator import generator_apply, init_generator
-
-Params = dict[str, Any]
+from gtnjax.layers import Params
 
 TEACHER_KINDS = ("generator", "real_data", "distillation")
-CURRICULA = ("full", "none", "shuffled_batch", "shuffled_all", "gaussian")
 MOMENTUM_PARAMETERISATIONS = ("log", "sigmoid")
 OUTPUT_INITS = ("data", "none")
 
@@ -62,27 +63,151 @@ class InnerBatches(NamedTuple):
   momentum: jax.Array  # shape=(T,), float32
 
 
+# What a kind's `inputs` returns: images, their int labels and the learned
+# slot each (step, image) reads its soft label from, all over [T, B, ...].
+KindInputs = tuple[jax.Array, jax.Array, jax.Array]
+
+
+class TeacherKind:
+  """What one kind of teacher learns besides the schedule, and the inputs it makes.
+
+  Methods take the `TeacherSpec` for its sizes and settings; the kind holds
+  only what the spec's strings chose.
+  """
+  has_generator = False  # its images come out of the generator network
+  learns_inputs = True   # False: only the schedule is learned
+  # Whether slot (t, b) always holds the same class, so a label can be learned for it.
+  has_fixed_label_slots = True
+
+  def image_shape_error(self, image_shape: tuple[int, ...]) -> str | None:
+    """Why this kind cannot make images of `image_shape`, or None."""
+    del image_shape
+    return None
+
+  def init(self, spec: TeacherSpec, network_key: jax.Array, inputs_key: jax.Array) -> Params:
+    """This kind's own learned leaves (network weights, learned inputs)."""
+    raise NotImplementedError
+
+  def inputs(self, spec: TeacherSpec, params: Params, row_key: jax.Array, noise_key: jax.Array,
+             train_images: jax.Array | None, train_labels: jax.Array | None) -> KindInputs:
+    """(x [T, B, H, W, C], int labels [T, B], soft-label slots [T, B])."""
+    raise NotImplementedError
+
+
+@dataclasses.dataclass(frozen=True)
+class GeneratorTeacher(TeacherKind):
+  """The paper's generator; its `curriculum` chooses the noise and labels of each step."""
+  curriculum: Curriculum
+  has_generator = True
+
+  @property
+  def has_fixed_label_slots(self) -> bool:
+    return self.curriculum.has_fixed_label_slots
+
+  def image_shape_error(self, image_shape):
+    h, w = image_shape[:2]
+    if h % 4 or w % 4:
+      return (f"the generator upsamples twice by 2, so image height and width must be "
+              f"multiples of 4 (got {h}x{w}): use teacher='distillation' or another data set")
+    return None
+
+  def init(self, spec, network_key, inputs_key):
+    params: Params = {}
+    learned = self.curriculum.init(spec, inputs_key)
+    if learned is not None:
+      params["curriculum"] = learned
+    first_inputs = jnp.concatenate(
+        [self.curriculum.first_noise(spec, learned, inputs_key),
+         jax.nn.one_hot(spec.balanced_labels()[0], spec.num_classes)], axis=-1)
+    params["generator"] = init_generator(
+        network_key, spec.noise_size + spec.num_classes, spec.image_shape,
+        first_inputs if spec.output_init == "data" else None, spec.generator_padding,
+        spec.weight_norm, conv_impl=spec.conv_impl)
+    return params
+
+  def inputs(self, spec, params, row_key, noise_key, train_images, train_labels):
+    del train_images, train_labels
+    noise, labels, slots = self.curriculum.inputs(spec, params.get("curriculum"), row_key,
+                                                  noise_key)
+    one_hot = jax.nn.one_hot(labels, spec.num_classes)
+    return self.generate(spec, params["generator"], noise, one_hot), labels, slots
+
+  def generate(self, spec: TeacherSpec, generator_params: Params, noise: jax.Array,
+               one_hot: jax.Array) -> jax.Array:
+    """Images for every step: [T, B, Z] noise, [T, B, K] labels -> [T, B, H, W, C].
+
+    Batch norm statistics are per step (over its B images). Steps are
+    generated `spec.generator_chunk` at a time under `jax.checkpoint`, so the
+    backward pass keeps one chunk of generator activations alive, not T.
+    """
+    inputs = jnp.concatenate([noise, one_hot], axis=-1)
+    one_step = jax.checkpoint(lambda z: generator_apply(
+        generator_params, z, spec.image_shape, spec.generator_padding,
+        conv_impl=spec.conv_impl))
+    return jax.lax.map(one_step, inputs, batch_size=min(spec.generator_chunk, inputs.shape[0]))
+
+
+@dataclasses.dataclass(frozen=True)
+class RealDataTeacher(TeacherKind):
+  """Real training batches drawn with replacement: the learned-schedule baseline."""
+  learns_inputs = False
+  has_fixed_label_slots = False
+
+  def init(self, spec, network_key, inputs_key):
+    del spec, network_key, inputs_key
+    return {}
+
+  def inputs(self, spec, params, row_key, noise_key, train_images, train_labels):
+    del params, noise_key
+    if train_images is None or train_labels is None:
+      raise ValueError("the real_data teacher needs train_images and train_labels")
+    x, labels = draw_rows(row_key, train_images, train_labels,
+                          (spec.inner_steps, spec.batch_size))
+    return x, labels, spec.ordered_slots()
+
+
+@dataclasses.dataclass(frozen=True)
+class DistillationTeacher(TeacherKind):
+  """Learned pixels, one batch per step, with the balanced labels."""
+
+  def init(self, spec, network_key, inputs_key):
+    del network_key
+    return {"pixels": jax.random.normal(
+        inputs_key, (spec.inner_steps, spec.batch_size, *spec.image_shape))}
+
+  def inputs(self, spec, params, row_key, noise_key, train_images, train_labels):
+    del row_key, noise_key, train_images, train_labels
+    return params["pixels"], spec.balanced_labels(), spec.ordered_slots()
+
+
+def make_teacher_kind(kind: str, curriculum: str) -> TeacherKind:
+  """The kind object that a config's `teacher` and `curriculum` strings name.
+
+  `curriculum` matters to the generator kind only (the others ignore it, as
+  they always have, so their configs keep the default "full").
+  """
+  if kind == "generator":
+    return GeneratorTeacher(curricula.curriculum_named(curriculum))
+  if kind == "real_data":
+    return RealDataTeacher()
+  if kind == "distillation":
+    return DistillationTeacher()
+  raise ValueError(f"unknown teacher {kind!r}: choose one of {TEACHER_KINDS}")
+
+
 # The rules of the teacher kinds, shared by `TeacherSpec` (which raises
 # ValueError) and `gtnjax.config.validate` (which raises ConfigError before any
 # data is loaded): each returns why a choice cannot work, or None.
-def has_fixed_label_slots(kind: str, curriculum: str) -> bool:
-  """Whether slot (t, b) always holds the same class, so a label can be learned for it."""
-  return kind == "distillation" or (kind == "generator" and curriculum != "none")
-
-
 def soft_labels_error(kind: str, curriculum: str, soft_labels: bool) -> str | None:
-  if soft_labels and not has_fixed_label_slots(kind, curriculum):
+  if soft_labels and not make_teacher_kind(kind, curriculum).has_fixed_label_slots:
     return ("soft_labels needs fixed label slots: use curriculum 'full', 'shuffled_batch', "
             "'shuffled_all' or 'gaussian', or teacher 'distillation'")
   return None
 
 
 def image_shape_error(kind: str, image_shape: tuple[int, ...]) -> str | None:
-  h, w = image_shape[:2]
-  if kind == "generator" and (h % 4 or w % 4):
-    return (f"the generator upsamples twice by 2, so image height and width must be "
-            f"multiples of 4 (got {h}x{w}): use teacher='distillation' or another data set")
-  return None
+  # The image shape rule never depends on the curriculum.
+  return make_teacher_kind(kind, CURRICULA[0]).image_shape_error(image_shape)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,30 +272,42 @@ class TeacherSpec:
                        f"choose one of {layers.UPSAMPLE_PADDING_MODES}")
     if self.output_init not in OUTPUT_INITS:
       raise ValueError(f"unknown output_init {self.output_init!r}: choose one of {OUTPUT_INITS}")
-    if self.kind not in TEACHER_KINDS:
-      raise ValueError(f"unknown teacher {self.kind!r}: choose one of {TEACHER_KINDS}")
-    if self.kind == "generator" and self.curriculum not in CURRICULA:
-      raise ValueError(f"unknown curriculum {self.curriculum!r}: choose one of {CURRICULA}")
-    for error in (image_shape_error(self.kind, self.image_shape),
+    kind = self.teacher_kind  # raises for an unknown kind or curriculum
+    for error in (kind.image_shape_error(self.image_shape),
                   soft_labels_error(self.kind, self.curriculum, self.soft_labels)):
       if error:
         raise ValueError(error)
 
   @property
+  def teacher_kind(self) -> TeacherKind:
+    return make_teacher_kind(self.kind, self.curriculum)
+
+  @property
+  def has_generator(self) -> bool:
+    """Whether the images come out of the generator network."""
+    return self.teacher_kind.has_generator
+
+  @property
+  def learns_inputs(self) -> bool:
+    """Whether the learner's inputs are learned (False: real data, only the schedule)."""
+    return self.teacher_kind.learns_inputs
+
+  @property
   def has_fixed_label_slots(self) -> bool:
-    return has_fixed_label_slots(self.kind, self.curriculum)
+    return self.teacher_kind.has_fixed_label_slots
 
   def balanced_labels(self) -> jax.Array:
     """[T, B] int32 labels cycling through the classes, so each step is balanced."""
-    slots = jnp.arange(self.inner_steps * self.batch_size).reshape(
-        self.inner_steps, self.batch_size)
-    return slots % self.num_classes
+    return curricula.balanced_labels(self)
 
-  # ---------------------------------------------------------------- init
+  def ordered_slots(self) -> jax.Array:
+    """[T, B] int32 index of each (step, image) into the T*B learned slots, in order."""
+    return curricula.ordered_slots(self)
+
   def init(self, key: jax.Array) -> Params:
-    """Meta-learned parameters of this teacher."""
-    t, b, z = self.inner_steps, self.batch_size, self.noise_size
-    gen_key, curriculum_key = jax.random.split(key)
+    """Meta-learned parameters: the schedule, the kind's own, the soft labels."""
+    t = self.inner_steps
+    network_key, inputs_key = jax.random.split(key)
     # An explicit dtype: a weak-typed leaf would change type after the first
     # update and make the jitted meta-step compile twice.
     dtype = jnp.zeros(()).dtype
@@ -180,22 +317,7 @@ class TeacherSpec:
     else:
       logit = math.log(self.init_momentum / (1.0 - self.init_momentum))
       params["momentum_logit"] = jnp.full((t,), logit, dtype=dtype)
-    if self.kind == "generator":
-      if self.curriculum in ("full", "shuffled_batch", "shuffled_all"):
-        params["curriculum"] = jax.random.normal(curriculum_key, (t, b, z))
-      elif self.curriculum == "gaussian":
-        params["curriculum"] = {"mean": jnp.zeros((t, z)),
-                                "log_sigma": jnp.zeros((t, z))}
-      first_noise = (params["curriculum"][0] if "curriculum" in params and
-                     self.curriculum != "gaussian" else jax.random.normal(curriculum_key, (b, z)))
-      first_inputs = jnp.concatenate(
-          [first_noise, jax.nn.one_hot(self.balanced_labels()[0], self.num_classes)], axis=-1)
-      params["generator"] = init_generator(
-          gen_key, z + self.num_classes, self.image_shape,
-          first_inputs if self.output_init == "data" else None, self.generator_padding,
-          self.weight_norm, conv_impl=self.conv_impl)
-    elif self.kind == "distillation":
-      params["pixels"] = jax.random.normal(curriculum_key, (t, b, *self.image_shape))
+    params.update(self.teacher_kind.init(self, network_key, inputs_key))
     if self.soft_labels:
       one_hot = jax.nn.one_hot(self.balanced_labels(), self.num_classes)
       # log of a lightly smoothed one-hot: starts near the hard labels, yet
@@ -210,7 +332,6 @@ class TeacherSpec:
       return lr, jnp.exp(params["log_momentum"])
     return lr, jax.nn.sigmoid(params["momentum_logit"])
 
-  # ------------------------------------------------------------- batches
   def batches(self, params: Params, key: jax.Array,
               train_images: jax.Array | None = None,
               train_labels: jax.Array | None = None) -> InnerBatches:
@@ -228,53 +349,11 @@ class TeacherSpec:
     t, b, k = self.inner_steps, self.batch_size, self.num_classes
     lr, momentum = self.schedule(params)
     row_key, noise_key = jax.random.split(key)
-    labels = self.balanced_labels()
-    # Which learned slots each step uses: [T, B] indices into the T*B slots.
-    slots = jnp.arange(t * b).reshape(t, b)
-    if self.kind == "generator" and self.curriculum == "shuffled_batch":
-      slots = slots[jax.random.randint(row_key, (t,), 0, t)]
-    elif self.kind == "generator" and self.curriculum == "shuffled_all":
-      slots = jax.random.randint(row_key, (t, b), 0, t * b)
-
-    if self.kind == "real_data":
-      if train_images is None or train_labels is None:
-        raise ValueError("the real_data teacher needs train_images and train_labels")
-      x, labels = draw_rows(row_key, train_images, train_labels, (t, b))
-      return InnerBatches(x, jax.nn.one_hot(labels, k), lr, momentum)
-
-    if self.kind == "distillation":
-      x = params["pixels"]
-    else:
-      if self.curriculum == "none":
-        noise = jax.random.normal(noise_key, (t, b, self.noise_size))
-        labels = jax.random.randint(row_key, (t, b), 0, k)
-      elif self.curriculum == "gaussian":
-        eps = jax.random.normal(noise_key, (t, b, self.noise_size))
-        c = params["curriculum"]
-        noise = c["mean"][:, None, :] + jnp.exp(c["log_sigma"])[:, None, :] * eps
-      else:
-        noise = params["curriculum"].reshape(t * b, -1)[slots]
-        labels = labels.reshape(-1)[slots]
-      x = self.generate(params["generator"], noise, jax.nn.one_hot(labels, k))
-
+    x, labels, slots = self.teacher_kind.inputs(self, params, row_key, noise_key,
+                                                train_images, train_labels)
     if self.soft_labels:
       logits = params["label_logits"].reshape(t * b, k)[slots]
       y = jax.nn.softmax(logits, axis=-1)
     else:
       y = jax.nn.one_hot(labels, k)
     return InnerBatches(x, y, lr, momentum)
-
-  def generate(self, generator_params: Params, noise: jax.Array,
-               one_hot: jax.Array) -> jax.Array:
-    """Images for every step: [T, B, Z] noise, [T, B, K] labels -> [T, B, H, W, C].
-
-    Batch norm statistics are per step (over its B images). Steps are
-    generated `generator_chunk` at a time under `jax.checkpoint`, so the
-    backward pass keeps one chunk of generator activations alive, not T.
-    """
-    inputs = jnp.concatenate([noise, one_hot], axis=-1)
-    one_step = jax.checkpoint(lambda z: generator_apply(
-        generator_params, z, self.image_shape, self.generator_padding,
-        conv_impl=self.conv_impl))
-    return jax.lax.map(one_step, inputs, batch_size=min(self.generator_chunk, inputs.shape[0]))
-

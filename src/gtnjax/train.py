@@ -75,15 +75,8 @@ def prepare(config, *, data_dir: str | None = None, learners: Sequence[Any] = ()
           f"{spec.num_classes} classes, but data set {config.dataset!r} has "
           f"{dataset.image_shape} and {dataset.num_classes}; build it for those")
   impls = gconfig.with_resolved_impls(config)
-  tspec = teacher.TeacherSpec(
-      kind=config.teacher, curriculum=config.curriculum, image_shape=dataset.image_shape,
-      num_classes=dataset.num_classes, inner_steps=config.inner_steps,
-      batch_size=config.inner_batch_size, noise_size=config.noise_size,
-      soft_labels=config.soft_labels, init_lr=config.init_inner_lr,
-      init_momentum=config.init_inner_momentum, generator_chunk=config.generator_chunk,
-      momentum_parameterisation=config.momentum_parameterisation,
-      generator_padding=config.generator_padding, output_init=config.output_init,
-      weight_norm=config.weight_norm, conv_impl=impls.conv_impl, pool_impl=impls.pool_impl)
+  tspec = teacher.TeacherSpec(image_shape=dataset.image_shape, num_classes=dataset.num_classes,
+                              **gconfig.teacher_spec_fields(impls))
   try:
     specs = tuple(_learner_spec(config, n, dataset, custom)
                   for n in gconfig.learner_names(config))
