@@ -89,11 +89,18 @@ def wait_until(condition, timeout, what, alive=lambda: True):
 
 
 def restore(workdir, step):
-  import orbax.checkpoint as ocp  # noqa: PLC0415
+  """A checkpoint's leaves as numpy, by path, whatever devices wrote it."""
   import jax  # noqa: PLC0415
-  tree = ocp.StandardCheckpointer().restore(Path(workdir) / "checkpoints" / str(step) / "default")
-  return {jax.tree_util.keystr(path): np.asarray(leaf)
-          for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
+  import orbax.checkpoint as ocp  # noqa: PLC0415
+  path = Path(workdir) / "checkpoints" / str(step) / "default"
+  checkpointer = ocp.StandardCheckpointer()
+  # Saved on a 2-process mesh: restore onto this process's first device.
+  device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+  target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device),
+                        checkpointer.metadata(path).item_metadata)
+  tree = checkpointer.restore(path, target)
+  return {jax.tree_util.keystr(p): np.asarray(leaf)
+          for p, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
 
 
 def assert_one_writer(workdir, steps):
