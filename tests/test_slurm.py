@@ -33,8 +33,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.slow
-
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH = REPO / "experiments" / "launch"
 NUM_META_STEPS = 1000  # above STOP: no run gets to the (slow) evaluation
@@ -217,6 +215,7 @@ def free_port():
     return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_launch_scripts_under_slurm_and_by_hand(slurm, tmp_path):
   started = time.time()
   slurm_dir, manual_dir, single_dir = (tmp_path / n for n in ("slurm", "manual", "single"))
@@ -318,3 +317,12 @@ def test_launch_scripts_under_slurm_and_by_hand(slurm, tmp_path):
   print(f"\nSLURM: job failed {report['failed_after_s']:.1f} s after task 1's SIGKILL; "
         f"manual: process 0 failed {manual_failed_after:.1f} s after process 1's; "
         f"whole test {time.time() - started:.0f} s")
+
+
+def test_heartbeat_timeout_setting():
+  from gtnjax import parallel  # noqa: PLC0415
+  assert parallel.heartbeat_timeout_s({}) == parallel.DEFAULT_HEARTBEAT_TIMEOUT_S == 30
+  assert parallel.heartbeat_timeout_s({parallel.HEARTBEAT_TIMEOUT_ENV_VAR: "7"}) == 7
+  for bad in ("0", "-3", "ten"):
+    with pytest.raises(ValueError, match="GTNJAX_HEARTBEAT_TIMEOUT_S.*whole number"):
+      parallel.heartbeat_timeout_s({parallel.HEARTBEAT_TIMEOUT_ENV_VAR: bad})
