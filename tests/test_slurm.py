@@ -11,9 +11,11 @@ of this machine. One test, so that the slow parts overlap:
   1. SIGKILL of task 1: the job  | U. uninterrupted run to STOP: one jax.distributed
      fails at once, naming it    |    job, population split, one writer, step 1
   2. requeue; scancel --signal=  |    equal to a single-process run (also here)
-     TERM: all stop at one step, | K. SIGKILL of process 1: process 0 fails
-     one checkpoint, exit 0      |    within the heartbeat timeout, naming it
-  3. requeue: resumes, ends bit-identical to U
+     TERM: all stop at one step, | P. SIGTERM to process 0 only: both stop at
+     one checkpoint, exit 0      |    one step, one checkpoint, exit 0
+  3. requeue: resumes, ends      | K. rerun: resumes; SIGKILL of process 1:
+     bit-identical to U          |    process 0 fails within the heartbeat
+                                 |    timeout, naming it
 
 Skipped, saying why, where SLURM is not installed and cannot be (no apt-get,
 not root, no network).
@@ -260,12 +262,36 @@ def test_launch_scripts_under_slurm_and_by_hand(slurm, tmp_path):
     for name, value in one.items():
       np.testing.assert_allclose(reference[0][name], value, rtol=1e-5, atol=1e-6, err_msg=name)
 
-    # K: process 1 dies; process 0 fails within the heartbeat timeout.
-    killed_dir = tmp_path / "manual_killed"
+    # P: SIGTERM to process 0 alone; process 1 learns of it through
+    # any_process, and both stop at the same meta-step with one checkpoint.
+    stopped_dir = tmp_path / "manual_stopped"
+    port = free_port()
+    logs = [tmp_path / f"stopped{rank}.out" for rank in range(2)]
+    procs = [start_manual(stopped_dir, rank, logs[rank], port) for rank in range(2)]
+    wait_until(lambda: len(lines(stopped_dir)) >= 2, RUN_TIMEOUT_S, "meta-step 2",
+               lambda: procs[0].poll() is None and procs[1].poll() is None)
+    procs[0].send_signal(signal.SIGTERM)
+    for proc in procs:
+      proc.wait(timeout=RUN_TIMEOUT_S)
+    outputs = [log.read_text() for log in logs]
+    stopped = set()
+    for proc, output in zip(procs, outputs):
+      assert proc.returncode == 0, output[-3000:]
+      stopped.update(int(s) for s in re.findall(r"^stopped at meta-step (\d+) with a checkpoint",
+                                                output, re.M))
+    assert len(stopped) == 1, outputs  # the same step on both
+    (manual_step,) = stopped
+    assert 2 <= manual_step < STOP, manual_step
+    assert checkpoints(stopped_dir) == [manual_step]
+    assert [m["step"] for m in metrics(stopped_dir)] == list(range(1, manual_step + 1))
+
+    # K: rerun (it resumes), then process 1 dies; process 0 fails within the
+    # heartbeat timeout, naming it.
     port = free_port()
     logs = [tmp_path / f"killed{rank}.out" for rank in range(2)]
-    procs = [start_manual(killed_dir, rank, logs[rank], port) for rank in range(2)]
-    wait_until(lambda: len(lines(killed_dir)) >= 2, RUN_TIMEOUT_S, "meta-step 2",
+    procs = [start_manual(stopped_dir, rank, logs[rank], port) for rank in range(2)]
+    wait_until(lambda: len(lines(stopped_dir)) >= manual_step + 2, RUN_TIMEOUT_S,
+               f"meta-step {manual_step + 2}",
                lambda: procs[0].poll() is None and procs[1].poll() is None)
     procs[1].send_signal(signal.SIGKILL)
     killed_at = time.time()
@@ -276,6 +302,7 @@ def test_launch_scripts_under_slurm_and_by_hand(slurm, tmp_path):
       pytest.fail(f"process 0 still waits {HEARTBEAT_S + 30} s after process 1 died")
     manual_failed_after = time.time() - killed_at
     survivor = logs[0].read_text()
+    assert f"from meta-step {manual_step}" in survivor, survivor[-3000:]
     assert procs[0].returncode != 0, survivor[-3000:]
     assert re.search(r"Task 1 heartbeat timeout|stopped sending heartbeats\):\s*1", survivor), \
         survivor[-3000:]
