@@ -203,11 +203,25 @@ def slurm_chain(workdir, log):
 
 
 # ----------------------------------------------------------- manual script
+_MANUAL_PROCESSES = []  # killed when the test ends, passed or not
+
+
+@pytest.fixture
+def reap_manual_processes():
+  yield
+  for proc in _MANUAL_PROCESSES:
+    if proc.poll() is None:
+      proc.kill()
+
+
 def start_manual(workdir, rank, log, port, **extra):
   env = job_env(workdir, NODE_RANK=str(rank), NUM_NODES="2", COORDINATOR=f"127.0.0.1:{port}",
                 LOCAL_DEVICES="1", **extra)
-  return subprocess.Popen(["bash", str(LAUNCH / "multinode_manual.sh"), *TRAIN_ARGS], cwd=REPO,
+  # The script execs gtnjax, so this PID is the JAX process's.
+  proc = subprocess.Popen(["bash", str(LAUNCH / "multinode_manual.sh"), *TRAIN_ARGS], cwd=REPO,
                           env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+  _MANUAL_PROCESSES.append(proc)
+  return proc
 
 
 def free_port():
@@ -218,7 +232,7 @@ def free_port():
 
 
 @pytest.mark.slow
-def test_launch_scripts_under_slurm_and_by_hand(slurm, tmp_path):
+def test_launch_scripts_under_slurm_and_by_hand(slurm, reap_manual_processes, tmp_path):
   started = time.time()
   slurm_dir, manual_dir, single_dir = (tmp_path / n for n in ("slurm", "manual", "single"))
   slurm_log = tmp_path / "slurm.out"
