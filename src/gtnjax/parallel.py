@@ -72,6 +72,35 @@ AXIS = "population"
 # whose workers are known only to the metadata server.
 FORCE_ENV_VAR = "GTNJAX_DISTRIBUTED"
 
+# Seconds without a heartbeat after which JAX's coordinator declares a process
+# dead and stops every other one with an error naming it ("Task 1 heartbeat
+# timeout ... The following tasks are unhealthy (stopped sending heartbeats):
+# 1"). Where no launcher kills the survivors (multinode_manual.sh; srun does,
+# with --kill-on-bad-exit), this is how long they take to fail once a process
+# dies: each survivor's collective fails at once (the peer's socket closes),
+# but its exit then waits at JAX's shutdown barrier for the lost process.
+# JAX's default is 100 s; heartbeats come from a background thread, so a busy
+# or compiling process keeps sending them.
+HEARTBEAT_TIMEOUT_ENV_VAR = "GTNJAX_HEARTBEAT_TIMEOUT_S"
+DEFAULT_HEARTBEAT_TIMEOUT_S = 30
+
+
+def heartbeat_timeout_s(environ: Mapping[str, str] | None = None) -> int:
+  """The heartbeat timeout: $GTNJAX_HEARTBEAT_TIMEOUT_S, else 30 s."""
+  env = os.environ if environ is None else environ
+  value = env.get(HEARTBEAT_TIMEOUT_ENV_VAR, "")
+  if not value:
+    return DEFAULT_HEARTBEAT_TIMEOUT_S
+  try:
+    seconds = int(value)
+  except ValueError:
+    seconds = 0
+  if seconds < 1:
+    raise ValueError(f"{HEARTBEAT_TIMEOUT_ENV_VAR}={value!r}: set it to a whole number of "
+                     "seconds >= 1, or unset it for the default "
+                     f"({DEFAULT_HEARTBEAT_TIMEOUT_S} s)")
+  return seconds
+
 
 # ------------------------------------------------------------------- hosts
 def detect_cluster(environ: Mapping[str, str] | None = None) -> str | None:
@@ -130,7 +159,8 @@ def initialize_distributed(coordinator_address: str | None = None,
   `jax.distributed.initialize`, which fills in whatever is left unset from the
   environment (SLURM, Open MPI, Cloud TPU, Kubernetes, or the variables
   JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID). Otherwise this
-  is a single-process run and nothing happens.
+  is a single-process run and nothing happens. If a process of the run dies,
+  the others stop within `heartbeat_timeout_s()` with an error naming it.
 
   Args:
     coordinator_address: "host:port" of process 0's coordinator service.
@@ -160,7 +190,8 @@ def initialize_distributed(coordinator_address: str | None = None,
       return False
     logging.info("gtnjax: multi-process run detected (%s)", cluster)
   jax.distributed.initialize(coordinator_address=coordinator_address,
-                             num_processes=num_processes, process_id=process_id)
+                             num_processes=num_processes, process_id=process_id,
+                             heartbeat_timeout_seconds=heartbeat_timeout_s())
   logging.info("gtnjax: process %d of %d, %d local / %d global devices",
                jax.process_index(), jax.process_count(), jax.local_device_count(),
                jax.device_count())
