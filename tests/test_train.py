@@ -165,24 +165,51 @@ def test_summary_reports_both_baselines_and_reuses_them(tmp_path):
     assert other[field] == summary[field]
 
 
-def test_learning_curve_ends_where_the_evaluations_do():
+def test_learning_curve_trains_on_the_batches_evaluate_teacher_draws(monkeypatch):
+  """The curve's batches are the teacher's, bit for bit, as `evaluate_teacher`
+  computes them (parameters traced, not folded into the program: folding moves
+  pixels by ~2e-6 even at this shape), so its last point is the evaluation's."""
   run = train.prepare(tiny_config())
   spec = run.learner_spec("cnn_small")
   params = run.teacher_spec.init(run.keys()[0])
   data = run.dataset
+  seen = []
+  accuracy_after_each_step = evaluation._accuracy_after_each_step
+
+  def capture(keys, batches, *args, **kwargs):
+    seen.append(batches)
+    return accuracy_after_each_step(keys, batches, *args, **kwargs)
+
+  monkeypatch.setattr(evaluation, "_accuracy_after_each_step", capture)
   curve = evaluation.learning_curve(
-      spec, data, functools.partial(run.teacher_spec.batches, params), seed=0, num_seeds=2)
+      spec, data, jax.tree_util.Partial(run.teacher_spec.batches, params), seed=0, num_seeds=2)
   assert curve["steps"] == list(range(run.config.inner_steps + 1))
-  np.testing.assert_allclose(
-      curve["mean"][-1], evaluation.evaluate_teacher(run.teacher_spec, params, spec, data,
-                                                     seed=0, num_seeds=2)["mean"], atol=1e-6)
+  data_keys, _ = evaluation.seed_data_and_learner_keys(0, 2)
+  # What `_teacher_accuracies` computes per seed: params are a jit argument.
+  one_seed = jax.jit(lambda p, key: run.teacher_spec.batches(p, key, data.train_images,
+                                                              data.train_labels))
+  for i, key in enumerate(data_keys):
+    chex.assert_trees_all_equal(jax.tree.map(lambda a: a[i], seen[0]), one_seed(params, key))
+  evaluated = evaluation.evaluate_teacher(run.teacher_spec, params, spec, data, seed=0,
+                                          num_seeds=2)
+  assert curve["mean"][-1] == float(np.mean(evaluated["values"]))
+  # Binding the parameters as constants is refused, not silently folded.
+  with pytest.raises(TypeError, match="jax.tree_util.Partial"):
+    evaluation.learning_curve(spec, data, functools.partial(run.teacher_spec.batches, params),
+                              seed=0, num_seeds=2)
+
+
+def test_real_data_learning_curve_ends_where_the_evaluation_does():
+  run = train.prepare(tiny_config())
+  spec = run.learner_spec("cnn_small")
+  data = run.dataset
   real = evaluation.evaluate_real_data(spec, data, inner_steps=run.config.inner_steps,
                                        batch_size=run.config.inner_batch_size, lrs=(0.1,),
                                        momenta=(0.5,), seed=0, num_seeds=2, step_multiples=(1, 2))
   real_curve = evaluation.learning_curve(spec, data, functools.partial(
       evaluation.real_batches, num_classes=spec.num_classes, inner_steps=run.config.inner_steps,
       batch_size=run.config.inner_batch_size, lr=0.1, momentum=0.5), seed=0, num_seeds=2)
-  np.testing.assert_allclose(real_curve["mean"][-1], real["mean"], atol=1e-6)
+  assert real_curve["mean"][-1] == float(np.mean(real["values"]))
   assert real["steps_curve"][0]["mean"] == real["mean"]
 
 
