@@ -94,6 +94,7 @@ def test_bad_command_flags(tmp_path, repo_root, command, message):
   assert message in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_unreadable_checkpoints_are_an_error_not_a_restart(trained, tmp_path, repo_root):
   # A copy of the end-to-end run (below), so no second training is paid for.
   workdir = tmp_path / "run"
@@ -121,17 +122,13 @@ def test_workdir_without_run(tmp_path, repo_root):
 
 
 # --------------------------------------------------------------- end to end
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, repo_root):
-  """One short digits run (the `test` scale of the default config)."""
-  workdir = tmp_path_factory.mktemp("digits_run")
-  result = gtnjax("train", "--config", DIGITS_TEST, "--workdir", str(workdir),
-                  "--config.num_meta_steps=100", "--config.checkpoint_every=40",
-                  "--config.eval_seeds=4", "--no-progress", cwd=repo_root)
-  assert result.returncode == 0, result.stderr[-3000:]
-  return workdir, result
+@pytest.fixture
+def trained(digits_run):
+  """The session's short digits run (tests/conftest.py); tests that change it copy it."""
+  return digits_run
 
 
+@pytest.mark.slow
 def test_train_writes_metrics_summary_and_checkpoints(trained):
   workdir, result = trained
   assert "GTN test accuracy" in result.stdout
@@ -146,8 +143,14 @@ def test_train_writes_metrics_summary_and_checkpoints(trained):
     assert set(summary[key]) >= {"mean", "std", "n"} and summary[key]["n"] == 4
   assert sorted(int(s) for s in os.listdir(workdir / "checkpoints")) == [40, 80, 100]
   assert os.listdir(workdir / "tensorboard")
+  # The config asked for "auto" implementations; the record says what ran
+  # (these tests run on CPU), and a rerun accepts its own record
+  # (test_changed_config_on_existing_workdir_is_refused, tests/test_reliability.py).
+  recorded = json.load(open(workdir / "config.json"))
+  assert (recorded["conv_impl"], recorded["pool_impl"]) == ("gemm", "phases")
 
 
+@pytest.mark.slow
 def test_meta_training_beats_the_untrained_teacher(trained):
   # Measured on this config (100 meta-steps, T=8, B=16, cnn_small, 4 seeds) on a
   # 2-core machine: untrained teacher 0.126, trained 0.371 (real data 0.555).
@@ -158,6 +161,7 @@ def test_meta_training_beats_the_untrained_teacher(trained):
   assert gtn > untrained + 0.15, (gtn, untrained)
 
 
+@pytest.mark.slow
 def test_evaluate_export_samples_plot(trained, tmp_path, repo_root):
   workdir, _ = trained
   result = gtnjax("evaluate", "--workdir", str(workdir), "--learner", "mlp", "--seeds", "2",
@@ -248,6 +252,7 @@ def _check_export_reproduces_the_first_fresh_learner(workdir, arrays):
   assert accuracy > 0.2, accuracy  # a trained learner, not chance (the fixture's is ~0.37)
 
 
+@pytest.mark.slow
 def test_changed_config_on_existing_workdir_is_refused(trained, repo_root):
   workdir, _ = trained
   result = gtnjax("train", "--config", DIGITS_TEST, "--workdir", str(workdir),
