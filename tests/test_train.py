@@ -74,6 +74,7 @@ def test_other_seed_differs(tmp_path):
   assert len(a) == len(c) == 2 and a != c
 
 
+@pytest.mark.slow  # compiles a whole meta-step of the digits test config
 def test_meta_step_compiles_once_and_skips_non_finite_updates(monkeypatch):
   assert jnp.zeros(()).dtype == jnp.float32, "float64 leaked out of the tests that need it"
   run = train.prepare(tiny_config())
