@@ -5,7 +5,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -48,14 +47,14 @@ BAD_TRAIN_ARGS = [
 @pytest.mark.parametrize("extra,message", BAD_TRAIN_ARGS)
 def test_bad_train_input_exits_2_with_one_line(tmp_path, repo_root, extra, message):
   workdir = tmp_path / "run"
-  start = time.time()
   result = gtnjax("train", "--config", DIGITS_TEST, "--workdir", str(workdir), *extra,
                   cwd=repo_root)
   assert result.returncode == 2, result.stderr
   assert message in result.stderr
   assert "Traceback" not in result.stderr
   assert len(result.stderr.strip().splitlines()) == 1, result.stderr
-  assert time.time() - start < 60  # before any compilation
+  # Refused before training: nothing was checkpointed. (No wall-clock bound:
+  # on a loaded machine one would be flaky.)
   assert not (workdir / "checkpoints").exists()
 
 

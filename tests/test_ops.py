@@ -26,8 +26,6 @@ _NARROW_CASES = [
     ((2, 4, 4, 1), (3, 2, 1, 3), 2),   # non-square kernel, wide padding
     ((2, 4, 4, 3), (1, 1, 3, 2), 0),   # 1x1
 ]
-# im2col skips the first: one reshape of every tap, whatever the padding, so
-# C_in < C_out is the non-square case's and 3x3 with padding 1 the second's.
 # Wide enough on both sides that "routed" runs the library convolution for
 # values and input gradients, with narrow-side kernel gradients. Only "routed"
 # branches on channel counts: im2col and shifted_outputs compute wide and
@@ -42,6 +40,9 @@ _WIDE_CASES = [
 
 @pytest.mark.parametrize("impl,x_shape,k_shape,padding", [
     (impl, *case) for impl in ("im2col", "shifted_outputs", "routed")
+    # im2col skips the first narrow case: one reshape of every tap whatever the
+    # padding, so C_in < C_out is the non-square case's and 3x3 with padding 1
+    # the second's.
     for case in ((_NARROW_CASES[1:] if impl == "im2col" else _NARROW_CASES)
                  + (_WIDE_CASES if impl == "routed" else []))])
 def test_conv2d_matches_lax(impl, x_shape, k_shape, padding):
