@@ -252,6 +252,24 @@ def _check_export_reproduces_the_first_fresh_learner(workdir, arrays):
 
 
 @pytest.mark.slow
+def test_corrupt_latest_checkpoint_falls_back_to_previous(trained, tmp_path):
+  workdir = tmp_path / "run"
+  shutil.copytree(trained[0], workdir)  # the session's run, checkpoints 40, 80, 100
+  ckpt_dir = workdir / "checkpoints"
+  assert sorted(int(s) for s in os.listdir(ckpt_dir)) == [40, 80, 100]
+  # Corrupt every data file of step 100.
+  for root, _, files in os.walk(ckpt_dir / "100"):
+    for name in files:
+      if not name.startswith("_") and "commit" not in name:
+        with open(os.path.join(root, name), "wb") as f:
+          f.write(b"garbage")
+  from gtnjax import train
+  _, _, step = train.load_teacher(str(workdir))
+  assert step == 80
+  assert os.listdir(workdir / "corrupt_checkpoints") == ["100"]  # moved aside, not deleted
+
+
+@pytest.mark.slow
 def test_changed_config_on_existing_workdir_is_refused(trained, repo_root):
   workdir, _ = trained
   result = gtnjax("train", "--config", DIGITS_TEST, "--workdir", str(workdir),

@@ -3,7 +3,6 @@
 import functools
 import json
 import os
-import shutil
 
 import chex
 import jax
@@ -45,7 +44,10 @@ def final_params(workdir, config):
 # An interrupted run resuming to the uninterrupted run's metrics, summary and
 # teacher: tests/test_reliability.py (SIGKILL and SIGTERM, through the CLI);
 # the resolved conv/pool implementations recorded in config.json:
-# tests/test_cli.py::test_train_writes_metrics_summary_and_checkpoints.
+# tests/test_cli.py::test_train_writes_metrics_summary_and_checkpoints; the
+# fallback past a corrupt latest checkpoint:
+# tests/test_cli.py::test_corrupt_latest_checkpoint_falls_back_to_previous (it
+# copies the CLI tests' run, which xdist's --dist loadfile keeps on one worker).
 
 
 @pytest.mark.parametrize("field,value", [("conv_impl", "cudnn"), ("pool_impl", "avg")])
@@ -98,23 +100,6 @@ def test_meta_step_compiles_once_and_skips_non_finite_updates(monkeypatch):
   state, metrics = step(state, train_key, x, y)  # and training goes on
   assert int(metrics["skipped"]) == 0 and int(state.skipped_updates) == 1
   assert int(state.step) == 3
-
-
-@pytest.mark.slow
-def test_corrupt_latest_checkpoint_falls_back_to_previous(digits_run, tmp_path):
-  workdir = tmp_path / "run"
-  shutil.copytree(digits_run[0], workdir)  # the session's run, checkpoints 40, 80, 100
-  ckpt_dir = workdir / "checkpoints"
-  assert sorted(int(s) for s in os.listdir(ckpt_dir)) == [40, 80, 100]
-  # Corrupt every data file of step 100.
-  for root, _, files in os.walk(ckpt_dir / "100"):
-    for name in files:
-      if not name.startswith("_") and "commit" not in name:
-        with open(os.path.join(root, name), "wb") as f:
-          f.write(b"garbage")
-  _, _, step = train.load_teacher(str(workdir))
-  assert step == 80
-  assert os.listdir(workdir / "corrupt_checkpoints") == ["100"]  # moved aside, not deleted
 
 
 @pytest.mark.slow
