@@ -22,6 +22,7 @@ import functools
 import json
 import os
 
+import jax
 import numpy as np
 
 from gtnjax import baselines, config as gconfig, evaluation, report, train
@@ -33,7 +34,7 @@ def curves_of_run(workdir: str, num_seeds: int, with_baselines: bool = True
   config = run.config
   spec = run.learner_spec(gconfig.learner_names(config)[0])
   out = {"gtn": evaluation.learning_curve(
-      spec, run.dataset, functools.partial(run.teacher_spec.batches, params),
+      spec, run.dataset, jax.tree_util.Partial(run.teacher_spec.batches, params),
       seed=config.seed, num_seeds=num_seeds)["mean"]}
   if not with_baselines:
     return out
@@ -41,7 +42,8 @@ def curves_of_run(workdir: str, num_seeds: int, with_baselines: bool = True
   if learned is not None:
     baseline_run, baseline_params = learned
     out["real_data_learned_schedule"] = evaluation.learning_curve(
-        spec, run.dataset, functools.partial(baseline_run.teacher_spec.batches, baseline_params),
+        spec, run.dataset, jax.tree_util.Partial(
+            baseline_run.teacher_spec.batches, baseline_params),
         seed=config.seed, num_seeds=num_seeds)["mean"]
   best = baselines.constant_schedule(run, spec.name, num_seeds)
   out["real_data_constant"] = evaluation.learning_curve(

@@ -15,6 +15,7 @@ cells = [
         "the notebook meta-trains a small digits teacher first (a minute on a laptop CPU)."),
     nbf.v4.new_code_cell(
         "import functools, os, tempfile\n"
+        "import jax\n"
         "import numpy as np\n"
         "import matplotlib.pyplot as plt\n"
         "from gtnjax import baselines, config as gconfig, configs, evaluation, export, report, train, visualize\n\n"
@@ -52,7 +53,7 @@ cells = [
         "spec = run.learner_spec(gconfig.learner_names(config)[0])\n"
         "curve = functools.partial(evaluation.learning_curve, spec, run.dataset,\n"
         "                          seed=config.seed, num_seeds=config.eval_seeds)\n"
-        "curves = {'GTN': curve(functools.partial(run.teacher_spec.batches, params))}\n"
+        "curves = {'GTN': curve(jax.tree_util.Partial(run.teacher_spec.batches, params))}\n"
         "best = baselines.constant_schedule(run, spec.name, config.eval_seeds)\n"
         "curves['real data, best constant lr'] = curve(functools.partial(\n"
         "    evaluation.real_batches, num_classes=spec.num_classes,\n"
@@ -62,7 +63,7 @@ cells = [
         "if learned is not None:\n"
         "    baseline_run, baseline_params = learned\n"
         "    curves['real data, learned schedule'] = curve(\n"
-        "        functools.partial(baseline_run.teacher_spec.batches, baseline_params))\n"
+        "        jax.tree_util.Partial(baseline_run.teacher_spec.batches, baseline_params))\n"
         "for name, c in curves.items():\n"
         "    plt.plot(c['steps'], c['mean'], marker='o', label=name)\n"
         "    print(f\"{name:30s}\", ' '.join(f'{v:.3f}' for v in c['mean']))\n"

@@ -30,3 +30,23 @@ def float64():
   jax.config.update("jax_enable_x64", True)
   yield
   jax.config.update("jax_enable_x64", previous)
+
+
+@pytest.fixture(scope="session")
+def digits_run(tmp_path_factory):
+  """One short digits run by `gtnjax train` (the `test` scale of the default
+  config, 100 meta-steps, checkpoints at 40, 80 and 100, 4 evaluation seeds),
+  trained once per test session and shared: tests that change it copy it.
+
+  Returns (workdir, the finished `subprocess.CompletedProcess`)."""
+  import subprocess
+  import sys
+  workdir = tmp_path_factory.mktemp("digits_run")
+  result = subprocess.run(
+      [sys.executable, "-m", "gtnjax.cli", "train", "--config",
+       "experiments/configs/digits.py:test", "--workdir", str(workdir),
+       "--config.num_meta_steps=100", "--config.checkpoint_every=40",
+       "--config.eval_seeds=4", "--no-progress"],
+      cwd=REPO, capture_output=True, text=True, timeout=1800)
+  assert result.returncode == 0, result.stderr[-3000:]
+  return workdir, result

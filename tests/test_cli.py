@@ -5,7 +5,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -48,14 +47,14 @@ BAD_TRAIN_ARGS = [
 @pytest.mark.parametrize("extra,message", BAD_TRAIN_ARGS)
 def test_bad_train_input_exits_2_with_one_line(tmp_path, repo_root, extra, message):
   workdir = tmp_path / "run"
-  start = time.time()
   result = gtnjax("train", "--config", DIGITS_TEST, "--workdir", str(workdir), *extra,
                   cwd=repo_root)
   assert result.returncode == 2, result.stderr
   assert message in result.stderr
   assert "Traceback" not in result.stderr
   assert len(result.stderr.strip().splitlines()) == 1, result.stderr
-  assert time.time() - start < 60  # before any compilation
+  # Refused before training: nothing was checkpointed. (No wall-clock bound:
+  # on a loaded machine one would be flaky.)
   assert not (workdir / "checkpoints").exists()
 
 
@@ -94,6 +93,7 @@ def test_bad_command_flags(tmp_path, repo_root, command, message):
   assert message in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_unreadable_checkpoints_are_an_error_not_a_restart(trained, tmp_path, repo_root):
   # A copy of the end-to-end run (below), so no second training is paid for.
   workdir = tmp_path / "run"
@@ -121,17 +121,13 @@ def test_workdir_without_run(tmp_path, repo_root):
 
 
 # --------------------------------------------------------------- end to end
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, repo_root):
-  """One short digits run (the `test` scale of the default config)."""
-  workdir = tmp_path_factory.mktemp("digits_run")
-  result = gtnjax("train", "--config", DIGITS_TEST, "--workdir", str(workdir),
-                  "--config.num_meta_steps=100", "--config.checkpoint_every=40",
-                  "--config.eval_seeds=4", "--no-progress", cwd=repo_root)
-  assert result.returncode == 0, result.stderr[-3000:]
-  return workdir, result
+@pytest.fixture
+def trained(digits_run):
+  """The session's short digits run (tests/conftest.py); tests that change it copy it."""
+  return digits_run
 
 
+@pytest.mark.slow
 def test_train_writes_metrics_summary_and_checkpoints(trained):
   workdir, result = trained
   assert "GTN test accuracy" in result.stdout
@@ -146,8 +142,14 @@ def test_train_writes_metrics_summary_and_checkpoints(trained):
     assert set(summary[key]) >= {"mean", "std", "n"} and summary[key]["n"] == 4
   assert sorted(int(s) for s in os.listdir(workdir / "checkpoints")) == [40, 80, 100]
   assert os.listdir(workdir / "tensorboard")
+  # The config asked for "auto" implementations; the record says what ran
+  # (these tests run on CPU), and a rerun accepts its own record
+  # (test_changed_config_on_existing_workdir_is_refused, tests/test_reliability.py).
+  recorded = json.load(open(workdir / "config.json"))
+  assert (recorded["conv_impl"], recorded["pool_impl"]) == ("gemm", "phases")
 
 
+@pytest.mark.slow
 def test_meta_training_beats_the_untrained_teacher(trained):
   # Measured on this config (100 meta-steps, T=8, B=16, cnn_small, 4 seeds) on a
   # 2-core machine: untrained teacher 0.126, trained 0.371 (real data 0.555).
@@ -158,6 +160,7 @@ def test_meta_training_beats_the_untrained_teacher(trained):
   assert gtn > untrained + 0.15, (gtn, untrained)
 
 
+@pytest.mark.slow
 def test_evaluate_export_samples_plot(trained, tmp_path, repo_root):
   workdir, _ = trained
   result = gtnjax("evaluate", "--workdir", str(workdir), "--learner", "mlp", "--seeds", "2",
@@ -248,6 +251,25 @@ def _check_export_reproduces_the_first_fresh_learner(workdir, arrays):
   assert accuracy > 0.2, accuracy  # a trained learner, not chance (the fixture's is ~0.37)
 
 
+@pytest.mark.slow
+def test_corrupt_latest_checkpoint_falls_back_to_previous(trained, tmp_path):
+  workdir = tmp_path / "run"
+  shutil.copytree(trained[0], workdir)  # the session's run, checkpoints 40, 80, 100
+  ckpt_dir = workdir / "checkpoints"
+  assert sorted(int(s) for s in os.listdir(ckpt_dir)) == [40, 80, 100]
+  # Corrupt every data file of step 100.
+  for root, _, files in os.walk(ckpt_dir / "100"):
+    for name in files:
+      if not name.startswith("_") and "commit" not in name:
+        with open(os.path.join(root, name), "wb") as f:
+          f.write(b"garbage")
+  from gtnjax import train
+  _, _, step = train.load_teacher(str(workdir))
+  assert step == 80
+  assert os.listdir(workdir / "corrupt_checkpoints") == ["100"]  # moved aside, not deleted
+
+
+@pytest.mark.slow
 def test_changed_config_on_existing_workdir_is_refused(trained, repo_root):
   workdir, _ = trained
   result = gtnjax("train", "--config", DIGITS_TEST, "--workdir", str(workdir),

@@ -68,6 +68,7 @@ def eight_devices(tmp_path_factory):
   return load(out)
 
 
+@pytest.mark.slow  # worker processes, each compiling meta-steps
 def test_sharded_step_matches_single_device(eight_devices):
   r = eight_devices
   names = assert_close(r, r, "ref/", "sharded/")
@@ -84,6 +85,7 @@ def free_port():
     return s.getsockname()[1]
 
 
+@pytest.mark.slow  # worker processes, each compiling meta-steps
 def test_two_processes_match_one_process(eight_devices, tmp_path):
   """2 processes x 2 devices, each reading half the data, Orbax saving collectively."""
   address = f"localhost:{free_port()}"

@@ -131,22 +131,48 @@ def _accuracy_after_each_step(keys, batches_per_seed, test_images, test_labels, 
   return jax.lax.map(one_seed, (keys, batches_per_seed))
 
 
+@jax.jit
+def _curriculum_batches(batches_fn: jax.tree_util.Partial, keys, train_images, train_labels
+                        ) -> InnerBatches:
+  """[seeds, ...] batches, one curriculum per key. `batches_fn` is a jit input:
+  the leaves it binds (a teacher's parameters) are traced, never folded into
+  the program as constants; seeds run one after another (`lax.map`), as in
+  `_teacher_accuracies`, so each seed's batches are computed as there."""
+  return jax.lax.map(lambda key: batches_fn(key, train_images, train_labels), keys)
+
+
 def learning_curve(spec: Learner, dataset, batches_fn, *, seed: int, num_seeds: int
                    ) -> dict[str, Any]:
   """Test accuracy of fresh learners after each of their T inner steps.
 
   Args:
     batches_fn: (key, train_images, train_labels) -> InnerBatches, the
-      curriculum of one learner (`functools.partial(teacher_spec.batches,
-      params)`, or `real_batches`); called with the same keys as
-      `evaluate_teacher` and `evaluate_real_data`, so the last point equals theirs.
+      curriculum of one learner: `jax.tree_util.Partial(teacher_spec.batches,
+      params)` for a teacher (its parameters are then traced inputs, as in
+      `evaluate_teacher`), or a `functools.partial` of `real_batches` with
+      Python settings. Called with the same keys as `evaluate_teacher` and
+      `evaluate_real_data`, so the last point equals theirs.
 
   Returns:
     {"steps": [0..T], "mean": [...], "std": [...], "n": seeds}.
+
+  Raises:
+    TypeError: `batches_fn` is a `functools.partial` binding arrays. Closed-over
+      arrays are compile-time constants: XLA folds a generator with constant
+      parameters, and its pixels (and so the curve) drift from
+      `evaluate_teacher`'s by float rounding.
   """
+  if not isinstance(batches_fn, jax.tree_util.Partial):
+    if isinstance(batches_fn, functools.partial) and any(
+        isinstance(leaf, (jax.Array, np.ndarray))
+        for leaf in jax.tree.leaves((batches_fn.args, batches_fn.keywords))):
+      raise TypeError("learning_curve: batches_fn binds arrays through functools.partial, "
+                      "which makes them compile-time constants; bind them with "
+                      "jax.tree_util.Partial(fn, params) instead")
+    batches_fn = jax.tree_util.Partial(batches_fn)  # nothing bound: nothing to trace
   data_keys, learner_keys = seed_data_and_learner_keys(seed, num_seeds)
-  batches = jax.jit(jax.vmap(batches_fn, in_axes=(0, None, None)))(
-      data_keys, dataset.train_images, dataset.train_labels)
+  batches = _curriculum_batches(batches_fn, data_keys, dataset.train_images,
+                                dataset.train_labels)
   curve = np.asarray(jax.device_get(_accuracy_after_each_step(
       learner_keys, batches, dataset.test_images, dataset.test_labels, spec=spec)), np.float64)
   return {"steps": list(range(curve.shape[1])), "mean": curve.mean(0).tolist(),
