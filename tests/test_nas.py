@@ -82,6 +82,7 @@ def test_masked_population_equals_static_networks():
   assert float(jnp.abs(grads["op_mask"]).sum()) == 0.0
 
 
+@pytest.mark.slow
 def test_one_compiled_program_scores_every_cell_as_its_static_network():
   """The masked network with the cell as an array (one `lax.switch` per edge)
   gives every proxy of each static network, training ones included, from
