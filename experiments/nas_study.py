@@ -87,6 +87,7 @@ COMPARATORS = {
     "params": ("nas_fmnist", "params", "parameter count"),
 }
 SCORE_COLUMNS = ("index", "encoding", "score", "seconds")
+WORST_SCORE = -1e30  # = gtnjax.nas.proxies.WORST_SCORE, without importing jax here
 
 
 # ------------------------------------------------------------------ running
@@ -216,7 +217,10 @@ def _column(name: str, folder: str = STUDY) -> tuple[dict[int, float], float | N
     # The first row of a run pays the compilation; the median is what a
     # candidate costs once the program exists.
     seconds = statistics.median(float(r["seconds"]) for r in rows.values()) if rows else None
-    return {i: float(r["score"]) for i, r in rows.items()}, seconds
+    # A score that could not be computed (a diverged learner's NaN loss)
+    # ranks last, as `gtnjax.nas.proxies.WORST_SCORE` does in the pipeline.
+    return {i: float(r["score"]) if np.isfinite(float(r["score"])) else WORST_SCORE
+            for i, r in rows.items()}, seconds
   run, column, _ = {**COMMITTED, **COMPARATORS}[name]
   path = os.path.join(RESULTS, run, "proxies.csv")
   if not os.path.exists(path):

@@ -144,8 +144,9 @@ def gtn_score(spec, teacher_spec, teacher_params, key, train_x, train_y, val_x, 
     return state
 
   def score_on(state, images, labels):
-    if scoring.score == "neg_loss":
-      return -training.mean_loss(spec, state, images, labels)
+    if scoring.score == "neg_loss":  # a diverged learner's NaN loss ranks last
+      loss = training.mean_loss(spec, state, images, labels)
+      return jnp.where(jnp.isfinite(loss), -loss, WORST_SCORE)
     return training.accuracy(spec, state, images, labels)
 
   def one_seed(seed):
