@@ -36,7 +36,7 @@ import jax.numpy as jnp
 
 from gtnjax import meta, parallel, train
 from gtnjax.nas import config as nas_config, ground_truth, network, proxies
-from gtnjax.nas.pipeline import proxy_key
+from gtnjax.nas.scoring import proxy_key
 
 TEACHER_CELL = "conv3x3-skip-conv1x1-conv3x3-avg_pool3x3-skip"
 

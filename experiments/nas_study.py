@@ -15,7 +15,8 @@ and summary copied to `results/nas_study/teacher_<name>/`) and a way of
 scoring (`gtnjax.nas.config` fields `gtn_score`, `gtn_batch_stats`,
 `gtn_seeds`, `gtn_lr_scales`). `--run` scores the development candidates
 into `results/nas_study/<variant>/scores.csv` (resumable: rows already there
-are kept). The committed first study (`results/nas_fmnist*/proxies.csv`)
+are kept) with its NAS config as `nas_config.json` (not `config.json`, the
+name of a `gtnjax train` run's config). The committed first study (`results/nas_fmnist*/proxies.csv`)
 provides the first variants and the comparators (real data, zero-cost
 proxies, parameter count) without recomputation.
 
@@ -152,7 +153,7 @@ def run_variant(variant: str, indices: range, out_dir: str, workdir_root: str) -
                        "seconds": f"{seconds:.3f}"})
       f.flush()
       print(f"{variant} #{index}: {score:.4f} ({seconds:.2f} s)", flush=True)
-  with open(os.path.join(out_dir, "config.json"), "w") as f:
+  with open(os.path.join(out_dir, "nas_config.json"), "w") as f:
     f.write(config.to_json_best_effort(indent=1, sort_keys=True))
 
 
