@@ -52,7 +52,8 @@ NUM_RESAMPLES = 10_000
 NAS_CONFIG = os.path.join(ROOT, "experiments", "configs", "nas_fmnist.py")
 
 # Teachers: name -> the nas_fmnist.py config argument that defines it.
-TEACHERS = {"fixed_cell": "full", "random_cell": "random_cells_teacher"}
+TEACHERS = {"fixed_cell": "full", "random_cell": "random_cells_teacher",
+            "ranking": "ranking_teacher"}
 
 # Computed variants: name -> (teacher, nas config fields, why it might help).
 COMPUTED = {
@@ -72,6 +73,10 @@ COMPUTED = {
                                      "random-cell teacher, real-image batch statistics"),
     "random_cell_neg_loss": ("random_cell", {"gtn_score": "neg_loss"},
                              "random-cell teacher, validation loss"),
+    "ranking": ("ranking", {},
+                "ranking-aware meta-objective over 40 labelled cells outside the 300"),
+    "ranking_neg_loss": ("ranking", {"gtn_score": "neg_loss"},
+                         "ranking-aware teacher, validation loss (what it was trained to rank)"),
 }
 # Read from the committed first study: name -> (run folder, column, what).
 COMMITTED = {
@@ -117,6 +122,22 @@ def _teacher(name: str, config, workdir_root: str):
     shutil.copy(os.path.join(workdir, file), os.path.join(out, file))
   run, params, _ = train.load_teacher(workdir)
   return run, params
+
+
+def build_ranking_cells() -> None:
+  """The labelled cells of the ranking-aware teacher: RANKING_CELLS_COUNT cells
+  outside the 300 candidates, trained like the ground truth (one seed),
+  appended to results/nas_study/ranking_cells/ground_truth.csv (resumable)."""
+  sys.path.insert(0, os.path.dirname(NAS_CONFIG))
+  import nas_fmnist
+  from gtnjax import data
+  from gtnjax.nas import config as nas_config, ground_truth
+  config = nas_config.load(f"{NAS_CONFIG}:full")
+  config.retest_candidates = 0
+  cells = ground_truth.training_cells(config, nas_fmnist.RANKING_CELLS_COUNT,
+                                      nas_fmnist.RANKING_CELLS_SEED)
+  dataset = data.load(config.dataset)
+  ground_truth.run(config, dataset, nas_fmnist.RANKING_CELLS, cells=cells)
 
 
 def run_variant(variant: str, indices: range, out_dir: str, workdir_root: str) -> None:
@@ -262,8 +283,12 @@ def main() -> None:
                       help=f"comma-separated variants to score: {', '.join(COMPUTED)}")
   parser.add_argument("--confirm", default=None, choices=sorted({**COMPUTED, **COMMITTED}),
                       help="score this (the chosen) variant on the confirmation half")
+  parser.add_argument("--ranking-cells", action="store_true",
+                      help="train the ranking-aware teacher's labelled cells first")
   parser.add_argument("--workdir-root", default=os.path.join(ROOT, "runs", "nas_study"))
   args = parser.parse_args()
+  if args.ranking_cells:
+    build_ranking_cells()
   if args.run:
     unknown = [v for v in args.run.split(",") if v not in COMPUTED]
     if unknown:

@@ -217,6 +217,74 @@ def test_random_cell_learner_draws_a_live_cell_per_init():
                              static.apply(static.init(keys[0]), x)[0], rtol=1e-5, atol=1e-5)
 
 
+
+def test_ranking_aware_meta_loss_over_a_labelled_cell_pool(tmp_path):
+  """"cell:pool" draws each learner's cell from a labelled table and knows its
+  label; `ranking_loss` is low when the losses rank like the labels, high
+  when reversed, 0 without a pair of different labels; and the meta-loss
+  with ranking_weight w is the plain one plus w times the ranking loss of the
+  learners' final probe losses, each learner unrolled on its own."""
+  from gtnjax import inner_loop, meta, teacher
+  table = tmp_path / "cells.csv"
+  cells = ["conv3x3-skip-conv1x1-conv3x3-avg_pool3x3-skip",
+           "none-none-none-avg_pool3x3-conv3x3-avg_pool3x3", "conv1x1-none-none-none-none-skip"]
+  table.write_text("index,encoding,val_acc_seed0\n"
+                   + "".join(f"{i},{c},{0.5 + 0.1 * i}\n" for i, c in enumerate(cells)))
+  spec = registry.make_learner("cell:pool", (8, 8, 1), 3, cell_pool=str(table))
+  assert spec.name == "cell:pool" and spec.masked
+  keys = jax.random.split(jax.random.key(0), 16)
+  drawn = np.asarray(jax.vmap(spec.draw_cell)(keys))
+  labels = np.asarray(jax.vmap(spec.cell_label)(keys))
+  pool = {tuple(enc(c)): 0.5 + 0.1 * i for i, c in enumerate(cells)}
+  assert len({tuple(d) for d in drawn}) == 3
+  np.testing.assert_allclose(labels, [pool[tuple(d)] for d in drawn], rtol=1e-6)
+  with pytest.raises(ValueError, match="ranking_cells"):
+    registry.make_learner("cell:pool", (8, 8, 1), 3)
+
+  losses, label = jnp.array([1.0, 2.0, 3.0]), jnp.array([0.9, 0.5, 0.1])
+  assert meta.ranking_loss(losses, label) < np.log(2) < meta.ranking_loss(losses[::-1], label)
+  assert float(meta.ranking_loss(losses, jnp.ones(3))) == 0.0
+  # Raising the best cell's loss worsens the ranking.
+  assert jax.grad(meta.ranking_loss)(losses, label)[0] > 0
+
+  # Any learner with `cell_label` is ranked: a small MLP labelled by its key
+  # keeps this check's compilation short.
+  import dataclasses
+  from gtnjax import learners
+
+  @dataclasses.dataclass(frozen=True)
+  class LabelledMlp(learners.LearnerSpec):
+    def cell_label(self, key):
+      return jax.random.uniform(jax.random.fold_in(key, 1))
+
+  spec = LabelledMlp(name="labelled", input_shape=(8, 8, 1), num_classes=3, conv_widths=(),
+                     hidden_widths=(8,))
+  tspec = teacher.TeacherSpec(kind="generator", curriculum="full", image_shape=(8, 8, 1),
+                              num_classes=3, inner_steps=2, batch_size=4, noise_size=4)
+  images = jax.random.normal(jax.random.key(5), (32, 8, 8, 1))
+  labels_y = jnp.arange(32) % 3
+  params = tspec.init(jax.random.key(3))
+  setups = [meta.MetaSetup(teacher=tspec, learners=(spec,), population=4, meta_batch_size=8,
+                           probe_every=2, ranking_weight=w) for w in (0.0, 2.0)]
+  key = jax.random.key(7)
+
+  @jax.jit  # one compilation for all
+  def losses_and_finals():
+    (plain, _), (ranked, aux) = [meta.meta_loss(params, s, key, images, labels_y)
+                                 for s in setups]
+    teacher_key, learner_key, probe_key = jax.random.split(key, 3)
+    batches = tspec.batches(params, teacher_key, images, labels_y)
+    probes = meta.sample_probes(probe_key, images, labels_y, 1, 8)
+    member_keys = meta.population_keys(learner_key, setups[0])[0]
+    final = jax.vmap(lambda k: inner_loop.unroll(spec, inner_loop.init_state(spec, k), batches,
+                                                 probes, "block").probe_losses[-1])(member_keys)
+    return plain, ranked, aux["ranking_loss"], final, jax.vmap(spec.cell_label)(member_keys)
+
+  plain, ranked, got, final, member_labels = losses_and_finals()
+  want = meta.ranking_loss(final, member_labels)
+  np.testing.assert_allclose(got, want, rtol=1e-5)
+  np.testing.assert_allclose(ranked, plain + 2.0 * want, rtol=1e-5)
+
 # ------------------------------------------------------------- metrics, search
 def test_rank_metrics_on_known_cases():
   from gtnjax.nas import metrics

@@ -81,6 +81,13 @@ _FIELDS: dict[str, tuple] = {
     "adam_b1": (0.9, RUN),
     "adam_b2": (0.999, RUN),
     "seed": (0, RUN, CONSTANT),
+    # Ranking-aware meta-objective (GTN-NAS): the learner "cell:pool" draws each
+    # learner's cell from the labelled cells of `ranking_cells` (a gtnjax.nas
+    # ground-truth CSV), and the meta-loss adds ranking_weight times a pairwise
+    # logistic loss that asks the population's final probe losses to rank
+    # like the cells' labels (gtnjax.meta.ranking_loss).
+    "ranking_cells": ("", RUN),
+    "ranking_weight": (0.0, RUN),
     # A non-finite meta-gradient skips the update (params and Adam state kept);
     # this many skips in a row stop the run with an error (1: the paper's code,
     # which stops on the first; 0: never stop).
@@ -276,6 +283,18 @@ def validate(config, custom_learners: tuple[str, ...] = ()) -> None:
            "random_widths", f"is not supported for cell learners ({name})")
       need(not (config.random_widths and name.startswith(registry.FLAX_PREFIX)),
            "random_widths", f"is not supported for Flax learners ({name})")
+  pool_learner = registry.CELL_PREFIX + "pool"
+  uses_pool = pool_learner in learner_names(config) + eval_learner_names(config)
+  need(not uses_pool or config.ranking_cells, "ranking_cells",
+       f"the learner {pool_learner} draws its cells from a table: give a gtnjax.nas "
+       "ground-truth CSV of labelled cells")
+  need(not config.ranking_cells or os.path.isfile(config.ranking_cells), "ranking_cells",
+       "no such file: give the path of a gtnjax.nas ground-truth CSV of labelled cells")
+  need(config.ranking_weight >= 0, "ranking_weight", "must be >= 0 (0: no ranking loss)")
+  need(config.ranking_weight == 0 or pool_learner in learner_names(config), "ranking_weight",
+       f"ranks the labelled cells of the learner {pool_learner}: set learner={pool_learner!r}")
+  need(config.ranking_weight == 0 or config.population >= 2, "ranking_weight",
+       "ranks the learners of one meta-step: set population >= 2")
   need(len(config.baseline_lrs) > 0 and all(v > 0 for v in config.baseline_lrs),
        "baseline_lrs", "give one or more positive learning rates")
   need(len(config.baseline_momenta) > 0 and all(0 <= v < 1 for v in config.baseline_momenta),

@@ -37,6 +37,9 @@ class MetaSetup:
     meta_batch_size: real images in each probe batch.
     probe_every: k; a probe follows every k inner steps (k must divide T).
     remat: inner-step rematerialisation, one of inner_loop.REMAT_POLICIES.
+    ranking_weight: weight of `ranking_loss` over the population of each
+      learner that labels its cells (`cell_label`, the "cell:pool" cell
+      networks); 0 is the paper's meta-loss.
   """
   teacher: TeacherSpec
   learners: tuple[Learner, ...]
@@ -44,6 +47,7 @@ class MetaSetup:
   meta_batch_size: int
   probe_every: int
   remat: str = "block"
+  ranking_weight: float = 0.0
 
   @property
   def num_probes(self) -> int:
@@ -86,11 +90,30 @@ def population_keys(key: jax.Array, setup: MetaSetup) -> jax.Array:
       jnp.arange(len(setup.learners)))
 
 
+def ranking_loss(final_losses: jax.Array, labels: jax.Array) -> jax.Array:
+  """Pairwise logistic ranking loss: for every pair of learners whose cells'
+  labels differ, softplus(-(s_better - s_worse)) with s = -final loss, the
+  mean over such pairs (0 if there is none). Its gradient asks the teacher for
+  data on which better-labelled architectures reach lower real-data losses,
+  i.e. scores that rank like the labels (a differentiable Spearman surrogate).
+
+  Args:
+    final_losses: [P] each learner's final real-data probe loss.
+    labels: [P] its cell's label (ground-truth accuracy; higher is better).
+  """
+  chex.assert_equal_shape((final_losses, labels))
+  better = (labels[:, None] > labels[None, :]).astype(final_losses.dtype)
+  margin = final_losses[None, :] - final_losses[:, None]  # s_i - s_j
+  pairs = jnp.sum(better)
+  return jnp.sum(better * jax.nn.softplus(-margin)) / jnp.maximum(pairs, 1.0)
+
+
 def meta_loss(teacher_params: Params, setup: MetaSetup, key: jax.Array,
               train_images: jax.Array, train_labels: jax.Array,
               placement: parallel.Placement | None = None
               ) -> tuple[jax.Array, dict[str, jax.Array]]:
-  """Mean over the population of the summed probe losses.
+  """Mean over the population of the summed probe losses (plus
+  `setup.ranking_weight` times `ranking_loss` for labelled cells).
 
   Args:
     teacher_params: differentiated.
@@ -117,7 +140,7 @@ def meta_loss(teacher_params: Params, setup: MetaSetup, key: jax.Array,
     for sharding in placement.probes:
       probes = jax.lax.with_sharding_constraint(probes, sharding)
 
-  losses, final_losses, final_accuracies = [], [], []
+  losses, final_losses, final_accuracies, ranking = [], [], [], []
   for spec, spec_keys in zip(setup.learners, keys):
     def one_learner(learner_key, spec=spec):
       state = inner_loop.init_state(spec, learner_key)
@@ -128,14 +151,21 @@ def meta_loss(teacher_params: Params, setup: MetaSetup, key: jax.Array,
     losses.append(loss)
     final_losses.append(final_loss)
     final_accuracies.append(final_accuracy)
+    label_of = getattr(spec, "cell_label", None)
+    if setup.ranking_weight and label_of is not None and label_of(spec_keys[0]) is not None:
+      ranking.append(ranking_loss(final_loss, jax.vmap(label_of)(spec_keys)))
 
   aux = {"final_loss": jnp.mean(jnp.stack(final_losses)),
          "meta_accuracy": jnp.mean(jnp.stack(final_accuracies))}
+  total = jnp.mean(jnp.stack(losses))
+  if ranking:
+    aux["ranking_loss"] = jnp.mean(jnp.stack(ranking))
+    total = total + setup.ranking_weight * aux["ranking_loss"]
   if setup.teacher.has_generator:
     # Pixels on tanh's flat tails pass almost no gradient back to the generator.
     aux["saturated_fraction"] = jnp.mean(jnp.abs(jax.lax.stop_gradient(batches.x))
                                          > SATURATION_THRESHOLD)
-  return jnp.mean(jnp.stack(losses)), aux
+  return total, aux
 
 
 def _over_population(spec: Learner, one_learner, keys: jax.Array):

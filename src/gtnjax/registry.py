@@ -1,7 +1,7 @@
 """Learner names: the one place that turns a name in a config into a learner.
 
     cnn | cnn_gap | mlp | cnn_large | cnn_small | cnn_small_gap   `learners.ARCHITECTURES`
-    cell:<6 ops joined by '-'> | cell:random                       `gtnjax.nas.network`
+    cell:<6 ops joined by '-'> | cell:random | cell:pool           `gtnjax.nas.network`
     flax:<module>:<factory>                                        `gtnjax.flax_learners`
 
 Every learner this returns satisfies `learners.Learner`. Learners built in
@@ -40,7 +40,7 @@ def name_error(name: str) -> str | None:
   if name.startswith(CELL_PREFIX):
     from gtnjax.nas import network, space
     cell = name[len(CELL_PREFIX):]
-    if cell == network.RANDOM_CELL:
+    if cell in (network.RANDOM_CELL, network.POOL_CELL):
       return None
     try:
       space.from_string(cell)
@@ -57,7 +57,8 @@ def name_error(name: str) -> str | None:
 
 def make_learner(name: str, input_shape: tuple[int, int, int], num_classes: int, *,
                  random_widths: bool = False, weight_norm: bool = True,
-                 conv_impl: str = "auto", pool_impl: str = "auto") -> learners.Learner:
+                 conv_impl: str = "auto", pool_impl: str = "auto",
+                 cell_pool: str = "") -> learners.Learner:
   """The named learner for a data set's image shape and classes.
 
   Args:
@@ -68,6 +69,8 @@ def make_learner(name: str, input_shape: tuple[int, int, int], num_classes: int,
     weight_norm, conv_impl, pool_impl: see `learners.LearnerSpec`; a run takes
       them from its config. A Flax module is used as written: they do not apply
       to it, and cell networks take no pooling implementation.
+    cell_pool: for "cell:pool", a table of labelled cells
+      (`gtnjax.nas.space.read_labelled_cells`) each init draws its cell from.
 
   Raises:
     ValueError: naming the fix, for an unknown name or an impossible option.
@@ -88,6 +91,13 @@ def make_learner(name: str, input_shape: tuple[int, int, int], num_classes: int,
     if cell == network.RANDOM_CELL:
       return network.make(None, input_shape, num_classes, weight_norm=weight_norm,
                           conv_impl=conv_impl, random_cells=True)
+    if cell == network.POOL_CELL:
+      if not cell_pool:
+        raise ValueError(f"{name} draws its cells from a table of labelled cells: set "
+                         "config.ranking_cells to one (a gtnjax.nas ground-truth CSV)")
+      encodings, labels = space.read_labelled_cells(cell_pool)
+      return network.make(None, input_shape, num_classes, weight_norm=weight_norm,
+                          conv_impl=conv_impl, cell_pool=encodings, cell_labels=labels)
     return network.make(space.from_string(cell), input_shape, num_classes,
                         weight_norm=weight_norm, conv_impl=conv_impl)
   conv, hidden, pool = learners.ARCHITECTURES[name]

@@ -89,7 +89,7 @@ def prepare(config, *, data_dir: str | None = None, learners: Sequence[Any] = ()
   setup = meta.MetaSetup(teacher=tspec, learners=specs, population=config.population,
                          meta_batch_size=config.meta_batch_size,
                          probe_every=config.probe_every or config.inner_steps,
-                         remat=config.remat)
+                         remat=config.remat, ranking_weight=config.ranking_weight)
   optimizer = meta.make_optimizer(config.meta_lr, config.num_meta_steps,
                                   config.final_relative_lr, config.grad_clip,
                                   config.adam_b1, config.adam_b2)
@@ -123,7 +123,8 @@ def _learner_spec(config, name: str, dataset: data.Dataset,
   return registry.make_learner(name, dataset.image_shape, dataset.num_classes,
                                random_widths=config.random_widths,
                                weight_norm=config.weight_norm,
-                               conv_impl=impls.conv_impl, pool_impl=impls.pool_impl)
+                               conv_impl=impls.conv_impl, pool_impl=impls.pool_impl,
+                               cell_pool=config.ranking_cells)
 
 
 class NonFiniteMetaLoss(RuntimeError):

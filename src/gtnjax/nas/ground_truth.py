@@ -35,6 +35,15 @@ def candidates(config) -> list[space.Encoding]:
   return space.unique_sample(rng, config.num_candidates, exclude_input_independent=True)
 
 
+def training_cells(config, count: int, seed: int) -> list[space.Encoding]:
+  """`count` cells none of which is a candidate (by canonical hash), drawn
+  with their own seed: labelled cells a teacher may train on (the
+  ranking-aware teacher's "cell:pool") while every candidate stays unseen."""
+  taken = frozenset(space.canonical_hash(e) for e in candidates(config))
+  return space.unique_sample(np.random.default_rng(seed), count,
+                             exclude_input_independent=True, exclude_hashes=taken)
+
+
 def candidate_key(index: int, seed: int) -> jax.Array:
   return jax.random.fold_in(jax.random.fold_in(jax.random.key(GROUND_TRUTH_KEY_SALT), index),
                             seed)
@@ -96,15 +105,18 @@ def _check_compatible(rows, config, path):
 
 
 def run(config, dataset, path: str, *, time_limit_s: float | None = None,
-        log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+        log: Callable[[str], None] = print,
+        cells: list[space.Encoding] | None = None) -> list[dict[str, Any]]:
   """Trains the candidates missing from the table at `path`, appending rows.
 
   Stops cleanly (between candidates) after `time_limit_s`; rerun to go on.
+  `cells` replaces `candidates(config)` (e.g. `training_cells`).
   """
   rows = read_table(path)
   _check_compatible(rows, config, path)
   done = {row["index"] for row in rows}
-  todo = [(i, enc) for i, enc in enumerate(candidates(config)) if i not in done]
+  cells = candidates(config) if cells is None else cells
+  todo = [(i, enc) for i, enc in enumerate(cells) if i not in done]
   form = resolve_form(config)
   device = f"{jax.default_backend()}:{jax.devices()[0].device_kind}x{jax.device_count()}"
   version = code_version()
@@ -146,7 +158,7 @@ def run(config, dataset, path: str, *, time_limit_s: float | None = None,
         writer.writerow(row)
         f.flush()
         rows.append(row)
-        log(f"[{len(rows)}/{config.num_candidates}] #{index} {row['encoding']}: val "
+        log(f"[{len(rows)}/{len(cells)}] #{index} {row['encoding']}: val "
             f"{acc[0][0]:.4f}" + (f" / {acc[1][0]:.4f}" if len(acc) > 1 else "")
             + f", {seconds:.1f} s")
   return rows

@@ -54,6 +54,9 @@ CONV_OPS = ("conv1x1", "conv3x3")
 NUM_STAGES = 3
 # "cell:random": a learner whose cell is drawn at each init (`random_cells`).
 RANDOM_CELL = "random"
+# "cell:pool": a learner whose cell is drawn at each init from a table of
+# labelled cells (`cell_pool`), for the ranking-aware meta-objective.
+POOL_CELL = "pool"
 # Folded into an init key to draw the cell, so that the weights of a given
 # key are the same as those of the masked form given that cell.
 RANDOM_CELL_SALT = 0xCE11
@@ -77,6 +80,11 @@ class CellNetworkSpec:
       learner is a different architecture of the space. The learner
       "cell:random", for meta-training a teacher over the whole space as
       the paper's GTN-NAS does.
+    cell_pool: with random_cells, draw the cell uniformly from these
+      encodings instead of the whole space ("cell:pool").
+    cell_labels: one score per pool cell (its ground-truth accuracy), which
+      `cell_label(key)` returns for the cell `init(key)` draws: the labels of
+      `gtnjax.meta`'s ranking-aware meta-objective.
   """
   encoding: tuple[int, ...] | None
   input_shape: tuple[int, int, int]
@@ -86,11 +94,20 @@ class CellNetworkSpec:
   weight_norm: bool = True
   conv_impl: str = "auto"
   random_cells: bool = False
+  cell_pool: tuple[tuple[int, ...], ...] = ()
+  cell_labels: tuple[float, ...] = ()
 
   def __post_init__(self):
     layers.check_impl("conv2d", self.conv_impl)
     if self.random_cells and self.encoding is not None:
       raise ValueError("random_cells draws the cell at init: use encoding=None")
+    if self.cell_pool:
+      if not self.random_cells:
+        raise ValueError("cell_pool is where random_cells draws from: set random_cells=True")
+      object.__setattr__(self, "cell_pool", tuple(space.validate(e) for e in self.cell_pool))
+    if len(self.cell_labels) not in (0, len(self.cell_pool)):
+      raise ValueError(f"cell_labels has {len(self.cell_labels)} labels for "
+                       f"{len(self.cell_pool)} pool cells: give one per cell")
     if self.encoding is not None:
       object.__setattr__(self, "encoding", space.validate(self.encoding))
     if self.channels < 1 or self.cells_per_stage < 1:
@@ -99,7 +116,7 @@ class CellNetworkSpec:
   @property
   def name(self) -> str:
     if self.random_cells:
-      return f"cell:{RANDOM_CELL}"
+      return f"cell:{POOL_CELL if self.cell_pool else RANDOM_CELL}"
     cell = "masked" if self.encoding is None else space.to_string(self.encoding)
     return f"cell:{cell}"
 
@@ -157,7 +174,7 @@ class CellNetworkSpec:
     traced); the static form takes its own and rejects a different one."""
     if self.masked:
       if encoding is None and self.random_cells:
-        encoding = sample_encoding(jax.random.fold_in(key, RANDOM_CELL_SALT))
+        encoding = self.draw_cell(key)
       elif encoding is None:
         raise ValueError("a masked cell network needs init(key, encoding)")
     elif encoding is not None and tuple(int(e) for e in np.asarray(encoding)) != self.encoding:
@@ -192,6 +209,22 @@ class CellNetworkSpec:
     if self.masked:
       params["op_mask"] = op_mask(encoding)
     return params
+
+  def _pool_index(self, key: jax.Array) -> jax.Array:
+    return jax.random.randint(jax.random.fold_in(key, RANDOM_CELL_SALT), (), 0,
+                              len(self.cell_pool))
+
+  def draw_cell(self, key: jax.Array) -> jax.Array:
+    """[6] int32: the cell `init(key)` of a random_cells network draws."""
+    if self.cell_pool:
+      return jnp.asarray(self.cell_pool, jnp.int32)[self._pool_index(key)]
+    return sample_encoding(jax.random.fold_in(key, RANDOM_CELL_SALT))
+
+  def cell_label(self, key: jax.Array) -> jax.Array | None:
+    """The label of the pool cell `init(key)` draws (None without labels)."""
+    if not self.cell_labels:
+      return None
+    return jnp.asarray(self.cell_labels, jnp.float32)[self._pool_index(key)]
 
   def _weight_layout(self) -> tuple[dict[tuple, tuple[int, tuple[int, ...]]], int]:
     """Every kernel of the masked form: path -> (offset in the draw, shape)."""
@@ -461,9 +494,13 @@ def count_flops(spec: CellNetworkSpec) -> int:
 
 def make(encoding: Sequence[int] | None, input_shape, num_classes: int, *,
          channels: int = 8, cells_per_stage: int = 1, weight_norm: bool = True,
-         conv_impl: str = "auto", random_cells: bool = False) -> CellNetworkSpec:
+         conv_impl: str = "auto", random_cells: bool = False,
+         cell_pool: Sequence[Sequence[int]] = (),
+         cell_labels: Sequence[float] = ()) -> CellNetworkSpec:
   return CellNetworkSpec(encoding=None if encoding is None else tuple(encoding),
                          input_shape=tuple(input_shape), num_classes=num_classes,
                          channels=channels, cells_per_stage=cells_per_stage,
                          weight_norm=weight_norm, conv_impl=conv_impl,
-                         random_cells=random_cells)
+                         random_cells=random_cells or bool(cell_pool),
+                         cell_pool=tuple(tuple(int(o) for o in e) for e in cell_pool),
+                         cell_labels=tuple(float(v) for v in cell_labels))

@@ -174,9 +174,11 @@ def input_dependent_encodings() -> np.ndarray:
 
 
 def unique_sample(rng: np.random.Generator, count: int, *,
-                  exclude_input_independent: bool = False) -> list[Encoding]:
-  """`count` random encodings with pairwise different canonical hashes."""
-  seen, out = set(), []
+                  exclude_input_independent: bool = False,
+                  exclude_hashes: frozenset[str] = frozenset()) -> list[Encoding]:
+  """`count` random encodings with pairwise different canonical hashes, none
+  of them in `exclude_hashes`."""
+  seen, out = set(exclude_hashes), []
   for _ in range(count * 1000):
     if len(out) == count:
       break
@@ -189,3 +191,16 @@ def unique_sample(rng: np.random.Generator, count: int, *,
   if len(out) < count:
     raise ValueError(f"could not draw {count} distinct cells; ask for fewer")
   return out
+
+
+def read_labelled_cells(path: str) -> tuple[list[Encoding], list[float]]:
+  """(encodings, labels) of a table with columns `encoding` (`to_string`
+  form) and `val_acc_seed0`, e.g. a `gtnjax.nas.ground_truth` table: the
+  labelled cells of a ranking-aware teacher (the learner "cell:pool")."""
+  import csv
+  with open(path, newline="") as f:
+    rows = list(csv.DictReader(f))
+  if not rows or not {"encoding", "val_acc_seed0"} <= set(rows[0]):
+    raise ValueError(f"{path} holds no labelled cells: expected a table with columns "
+                     "'encoding' and 'val_acc_seed0' (a gtnjax.nas ground-truth table)")
+  return ([from_string(r["encoding"]) for r in rows], [float(r["val_acc_seed0"]) for r in rows])
