@@ -157,9 +157,13 @@ class NnxMlp(nnx.Module):
     return self.out(nnx.relu(self.norm(self.hidden(x.reshape(x.shape[0], -1)))))
 
 
-def test_nnx_module_through_the_bridge():
+def test_nnx_module_natively():
+  """An NNX class is split and merged natively (no linen bridge): fresh
+  parameters per key, training-mode statistics of its batch, and the
+  convention checks of linen modules."""
   spec = flax_learners.from_nnx(NnxMlp, SHAPE, CLASSES, kwargs={"width": 8})
-  assert spec.name == "NnxMlp"
+  assert spec.name == "NnxMlp" and isinstance(spec, flax_learners.NnxLearnerSpec)
+  assert spec == flax_learners.from_nnx(NnxMlp, SHAPE, CLASSES, kwargs={"width": 8})
   a, b = (spec.init(jax.random.key(k)) for k in (0, 1))
   assert not np.allclose(a["hidden"]["kernel"], b["hidden"]["kernel"])  # fresh per key
   state = inner_loop.init_state(spec, jax.random.key(0))
@@ -171,6 +175,8 @@ def test_nnx_module_through_the_bridge():
   assert not np.allclose(state.batch_means["norm"]["mean"], 0)  # a batch's, not the initial
   with pytest.raises(ValueError, match="momentum=0.0"):
     flax_learners.from_nnx(NnxMlp, SHAPE, CLASSES, kwargs={"width": 8, "momentum": 0.99})
+  with pytest.raises(ValueError, match="nnx.Module class"):
+    flax_learners.from_nnx(NnxMlp(8, rngs=nnx.Rngs(0)), SHAPE, CLASSES)
 
 
 # --------------------------------------------------------- the meta-gradient

@@ -4,12 +4,14 @@
     spec = flax_learners.from_flax(MyModule(), input_shape=(28, 28, 1), num_classes=10)
     # or in a config: learner = "flax:my_package.models:make_module"
 
-A Flax linen module (an NNX module through `from_nnx`, which wraps it with
-`flax.nnx.bridge.ToLinen`) becomes a `FlaxLearnerSpec`: hashable (a static jit
-argument; equal modules give equal specs), with `init(key) -> params` (the
-"params" collection) and `apply(params, x, batch_means=None) -> (logits,
-batch statistics)`, so the inner loop, meta-training and evaluation use it as
-they use the built-in learners. The module is used as written (gtnjax's
+An NNX module class (`from_nnx`, NNX being Flax's API for new code) becomes
+an `NnxLearnerSpec`, a linen module (`from_flax`) a `FlaxLearnerSpec`: both
+hashable (a static jit argument; equal modules give equal specs), with
+`init(key) -> params` (the `nnx.Param` state or the "params" collection, as a
+pure dict) and `apply(params, x, batch_means=None) -> (logits, batch
+statistics)`, so the inner loop, meta-training and evaluation use them as they
+use the built-in learners. An NNX module is split and merged natively
+(`nnx.split` / `nnx.merge`), with no linen bridge. The module is used as written (gtnjax's
 `weight_norm`, `conv_impl` and `pool_impl` settings do not reach it); it must
 map [N, H, W, C] images to [N, num_classes] logits and need no random numbers
 when applied (no dropout).
@@ -86,6 +88,10 @@ class FlaxLearnerSpec:
   def _is_nnx(self) -> bool:
     return isinstance(self.module, nnx.bridge.ToLinen)
 
+  @property
+  def kind(self) -> type:
+    return self.module.nnx_class if self._is_nnx else type(self.module)
+
   def _mode(self, train: bool) -> dict[str, Any]:
     if self._is_nnx:
       return {"nnx_method": _nnx_train_call if train else _nnx_eval_call}
@@ -153,6 +159,92 @@ def _nnx_eval_call(module, x):
   return module(x)
 
 
+@dataclasses.dataclass(frozen=True)
+class NnxLearnerSpec:
+  """An NNX module class as a learner, built as `nnx_class(*args, **kwargs,
+  rngs=nnx.Rngs(key))` for each fresh learner; trained in `.train()` mode and
+  tested in `.eval()` mode. Build it with `from_nnx` (which checks it).
+
+  Parameters and batch statistics travel as pure dicts of the module's
+  `nnx.Param` and `nnx.BatchStat` state; `apply` merges them into the
+  module's graph (`nnx.merge`), calls it, and reads the statistics back.
+  """
+  name: str
+  nnx_class: type
+  args: tuple
+  kwargs: flax.core.FrozenDict
+  input_shape: tuple[int, int, int]
+  num_classes: int
+  train_kwarg = None  # modes are .train() / .eval()
+
+  @property
+  def kind(self) -> type:
+    return self.nnx_class
+
+  def _build(self, key: Any) -> nnx.Module:
+    return self.nnx_class(*self.args, **self.kwargs, rngs=nnx.Rngs(key))
+
+  def init(self, key: jax.Array) -> Any:
+    """Fresh parameters (the module's `nnx.Param` state as a pure dict)."""
+    return nnx.to_pure_dict(nnx.state(self._build(key), nnx.Param))
+
+  def initial_batch_stats(self) -> Any:
+    """The module's initial `nnx.BatchStat` state ({} without batch norm), in
+    the dtype a training step returns (see `FlaxLearnerSpec`)."""
+    initial = jax.tree.map(jnp.asarray, nnx.to_pure_dict(
+        nnx.state(self._build(0), nnx.BatchStat)))
+    dummy = jnp.zeros((1, *self.input_shape))
+    trained = jax.eval_shape(lambda k: self.apply(self.init(k), dummy)[1], jax.random.key(0))
+    if jax.tree.structure(trained) != jax.tree.structure(initial):
+      return initial  # `from_nnx` reports it
+    return jax.tree.map(lambda a, t: a.astype(t.dtype), initial, trained)
+
+  @property
+  def fingerprint(self) -> str:
+    """The class and its arguments as text, for cache keys."""
+    text = (f"{self.nnx_class.__module__}.{self.nnx_class.__qualname__} args={self.args!r} "
+            f"kwargs={dict(self.kwargs)!r}")
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", text)
+
+  def apply(self, params: Any, x: jax.Array, batch_means: Any = None
+            ) -> tuple[jax.Array, Any]:
+    """Logits of a batch, like `FlaxLearnerSpec.apply` (batch_means: the
+    `nnx.BatchStat` state to normalise with; None uses the batch's own)."""
+    graph, abstract_params, abstract_stats = _nnx_structure(self)
+    param_state = _filled(abstract_params, params)
+    if batch_means is None:  # training mode starts from the initial statistics
+      stats = nnx.to_pure_dict(nnx.state(self._build(0), nnx.BatchStat))
+    else:
+      stats = batch_means
+    module = nnx.merge(graph, param_state, _filled(abstract_stats, stats))
+    if batch_means is None:
+      module.train()
+      logits = module(x)
+      return logits, nnx.to_pure_dict(nnx.state(module, nnx.BatchStat))
+    module.eval()
+    return module(x), batch_means
+
+
+def _filled(abstract: nnx.State, values: Any) -> nnx.State:
+  state = jax.tree.map(lambda a: a, abstract)  # a copy: replace_by_pure_dict writes in place
+  nnx.replace_by_pure_dict(state, values)
+  return state
+
+
+@functools.lru_cache(maxsize=None)
+def _nnx_structure(spec: NnxLearnerSpec) -> tuple[Any, nnx.State, nnx.State]:
+  """(graph definition, abstract Param state, abstract BatchStat state) of
+  the spec's module, built once without computing any weight."""
+  abstract = nnx.eval_shape(lambda: spec._build(0))
+  graph, params, stats, rest = nnx.split(abstract, nnx.Param, nnx.BatchStat, ...)
+  if jax.tree.leaves(rest):
+    raise ValueError(
+        f"learner {spec.name!r} ({spec.nnx_class.__name__}) keeps state that is neither "
+        f"nnx.Param nor nnx.BatchStat ({list(nnx.to_flat_state(rest))[:3]}...), e.g. random "
+        "number streams for dropout: a learner module runs without random numbers")
+  return graph, params, stats
+
+
 def _accepts(module: nn.Module, kwarg: str) -> bool:
   parameters = inspect.signature(type(module).__call__).parameters.values()
   return any(p.name == kwarg or p.kind == p.VAR_KEYWORD for p in parameters)
@@ -201,14 +293,30 @@ def from_flax(module: nn.Module, input_shape: Sequence[int], num_classes: int, *
 
 def from_nnx(nnx_class, input_shape: Sequence[int], num_classes: int, *, args: Sequence = (),
              kwargs: Mapping[str, Any] | None = None, name: str | None = None
-             ) -> FlaxLearnerSpec:
-  """A learner spec for an NNX module class, built as `nnx_class(*args,
-  **kwargs, rngs=...)` with fresh parameters per learner; it is trained in
-  `.train()` mode and tested in `.eval()` mode. args and kwargs must be
-  hashable. Its BatchNorms need momentum=0.0 (see the module docstring)."""
-  module = nnx.bridge.ToLinen(nnx_class, args=tuple(args),
-                              kwargs=flax.core.FrozenDict(kwargs or {}), metadata_fn=None)
-  return from_flax(module, input_shape, num_classes, name=name or nnx_class.__name__)
+             ) -> NnxLearnerSpec:
+  """A checked learner spec for an NNX module class, built as
+  `nnx_class(*args, **kwargs, rngs=nnx.Rngs(key))` with fresh parameters per
+  learner; it is trained in `.train()` mode and tested in `.eval()` mode.
+  args and kwargs must be hashable. Its BatchNorms need momentum=0.0 (see the
+  module docstring).
+
+  Raises:
+    ValueError: naming the fix, as `from_flax`.
+  """
+  if not (isinstance(nnx_class, type) and issubclass(nnx_class, nnx.Module)):
+    raise ValueError(f"from_nnx needs an nnx.Module class (not an instance), got "
+                     f"{nnx_class!r}; for a linen module use from_flax")
+  spec = NnxLearnerSpec(name=name or nnx_class.__name__, nnx_class=nnx_class,
+                        args=tuple(args), kwargs=flax.core.FrozenDict(kwargs or {}),
+                        input_shape=tuple(int(d) for d in input_shape),
+                        num_classes=int(num_classes))
+  try:
+    hash(spec)
+  except TypeError as e:
+    raise ValueError(f"learner {spec.name!r}: args and kwargs must be hashable to be a static "
+                     f"jit argument ({e}); give them as tuples, not lists or dicts") from e
+  _check(spec)
+  return spec
 
 
 # The check runs once on tiny batches: compile it fast rather than well (XLA
@@ -217,7 +325,7 @@ _QUICK_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensi
 
 
 @functools.partial(jax.jit, static_argnums=0, compiler_options=_QUICK_COMPILE)
-def _probe(spec: FlaxLearnerSpec, x1: jax.Array, x2: jax.Array):
+def _probe(spec: FlaxLearnerSpec | NnxLearnerSpec, x1: jax.Array, x2: jax.Array):
   params = spec.init(jax.random.key(0))
   logits1, stats1 = spec.apply(params, x1)
   _, stats2 = spec.apply(params, x2)
@@ -226,10 +334,9 @@ def _probe(spec: FlaxLearnerSpec, x1: jax.Array, x2: jax.Array):
   return spec.initial_batch_stats(), logits1, stats1, stats2, test1, test_part
 
 
-def _check(spec: FlaxLearnerSpec) -> None:
+def _check(spec: FlaxLearnerSpec | NnxLearnerSpec) -> None:
   """Run the module on two small random batches: shapes and the convention."""
-  kind = spec.module.nnx_class if spec._is_nnx else type(spec.module)
-  where = f"learner {spec.name!r} ({kind.__name__})"
+  where = f"learner {spec.name!r} ({spec.kind.__name__})"
   x1, x2 = jax.random.normal(jax.random.key(1), (2, 4, *spec.input_shape))
   try:
     initial, logits1, stats1, stats2, test1, test_part = _probe(spec, x1, x2)
