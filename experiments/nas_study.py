@@ -154,7 +154,7 @@ def run_variant(variant: str, indices: range, out_dir: str, workdir_root: str) -
   os.makedirs(out_dir, exist_ok=True)
   path = os.path.join(out_dir, "scores.csv")
   done = set(_read_scores(path)) if os.path.exists(path) else set()
-  scoring = scoring.gtn_scoring(config)
+  gtn_scoring = scoring.gtn_scoring(config)
   with open(path, "a", newline="") as f:
     writer = csv.DictWriter(f, fieldnames=SCORE_COLUMNS)
     if not done:
@@ -167,7 +167,7 @@ def run_variant(variant: str, indices: range, out_dir: str, workdir_root: str) -
           spec, encoding, run.teacher_spec, teacher_params, teacher_params,
           scoring.proxy_key(index), *data, 0.0, 0.0, proxies=("gtn",),
           gtn_steps=config.gtn_steps, long_steps=config.gtn_steps, batch_size=
-          config.teacher.inner_batch_size, gtn_scoring=scoring)["gtn"]
+          config.teacher.inner_batch_size, gtn_scoring=gtn_scoring)["gtn"]
       score = float(jax.block_until_ready(score))
       seconds = time.perf_counter() - t0
       writer.writerow({"index": index, "encoding": wanted[index], "score": repr(score),
