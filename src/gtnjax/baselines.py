@@ -86,7 +86,7 @@ def learned_schedule_workdir(config, learner_specs=()) -> str:
   """Where the learned-schedule baseline of `config` meta-trains; learner_specs:
   the run's meta-training learners (only Flax ones change the folder)."""
   baseline = learned_schedule_config(config)
-  values = {f: baseline[f] for f in gconfig.RUN_DEFINING_FIELDS}
+  values = gconfig.run_key_values(baseline)
   fingerprints = learners.definition_fingerprints(learner_specs)
   if fingerprints:
     values["learner_fingerprints"] = fingerprints

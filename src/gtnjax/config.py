@@ -31,9 +31,11 @@ class ConfigError(ValueError):
 #   TEACHER   the teacher's own: the learned-schedule baseline (a real_data
 #             teacher) takes its default, so runs differing only there share it;
 #   CONSTANT  the constant-schedule real-data baseline depends on it (its cache key);
-#   TEACHER_SPEC  `teacher.TeacherSpec` takes it (`teacher_spec_fields`).
+#   TEACHER_SPEC  `teacher.TeacherSpec` takes it (`teacher_spec_fields`);
+#   ADDED_LATER  added after caches keyed by the RUN fields existed: it enters a
+#             key only when set (`run_key_values`), so those caches are still found.
 RUN, TEACHER, CONSTANT = "run", "teacher", "constant_baseline"
-TEACHER_SPEC = "teacher_spec"
+TEACHER_SPEC, ADDED_LATER = "teacher_spec", "added_later"
 
 _FIELDS: dict[str, tuple] = {
     # Data and networks.
@@ -86,8 +88,8 @@ _FIELDS: dict[str, tuple] = {
     # ground-truth CSV), and the meta-loss adds ranking_weight times a pairwise
     # logistic loss that asks the population's final probe losses to rank
     # like the cells' labels (gtnjax.meta.ranking_loss).
-    "ranking_cells": ("", RUN),
-    "ranking_weight": (0.0, RUN),
+    "ranking_cells": ("", RUN, ADDED_LATER),
+    "ranking_weight": (0.0, RUN, TEACHER, ADDED_LATER),
     # A non-finite meta-gradient skips the update (params and Adam state kept);
     # this many skips in a row stop the run with an error (1: the paper's code,
     # which stops on the first; 0: never stop).
@@ -128,6 +130,13 @@ def fields_with(role: str) -> tuple[str, ...]:
 
 # Fields whose change would make an existing workdir's checkpoints meaningless.
 RUN_DEFINING_FIELDS = fields_with(RUN)
+
+
+def run_key_values(config) -> dict:
+  """The RUN fields of `config` for a cache key: every one, except the
+  ADDED_LATER fields still at their defaults."""
+  return {f: config[f] for f in RUN_DEFINING_FIELDS
+          if not (f in fields_with(ADDED_LATER) and config[f] == _FIELDS[f][0])}
 
 # `teacher.TeacherSpec`'s names for the TEACHER_SPEC fields it names otherwise:
 # the config's names say whose steps and batches they are, the spec is the teacher's.
