@@ -2,6 +2,7 @@
 compile needed; the finite-difference tests cover the gradients)."""
 
 import dataclasses
+import functools
 import math
 
 import jax
@@ -9,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from _derivative_checks import QUICK_COMPILE
 from gtnjax import config as gconfig, curriculum, generator, learners, registry, teacher
 
 SHAPE = (8, 8, 1)
@@ -177,14 +179,22 @@ def test_soft_labels_need_fixed_slots():
 def test_learners_forward(name):
   for shape in [(8, 8, 1), (28, 28, 1), (32, 32, 3)]:
     s = registry.make_learner(name, shape, 10, random_widths=True)
-    params = s.init(jax.random.key(0))
-    logits, means = jax.jit(s.apply)(params, jnp.ones((2, *shape)))
+
+    # One program per shape (eager convolutions are slow to dispatch), compiled
+    # fast rather than well: it runs once.
+    @functools.partial(jax.jit, compiler_options=QUICK_COMPILE)
+    def forward(key):
+      params = s.init(key)
+      logits, means = s.apply(params, jnp.ones((2, *shape)))
+      # test mode with given means: per-example predictions independent of the batch
+      single, _ = s.apply(params, jnp.ones((1, *shape)), means)
+      pair, _ = s.apply(params, jnp.ones((2, *shape)), means)
+      return logits, means, single, pair
+
+    logits, means, single, pair = forward(jax.random.key(0))
     assert logits.shape == (2, 10)
     assert len(means) == len(s.hidden_layer_widths)
-    # test mode with given means gives per-example predictions independent of the batch
-    single, _ = s.apply(params, jnp.ones((1, *shape)), means)
-    np.testing.assert_allclose(single[0], s.apply(params, jnp.ones((2, *shape)), means)[0][0],
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(single[0], pair[0], rtol=1e-5, atol=1e-5)
 
 
 def test_random_widths_mask_channels():
