@@ -111,6 +111,7 @@ def test_unreadable_checkpoints_are_an_error_not_a_restart(trained, tmp_path, re
   assert sorted(os.listdir(workdir / "corrupt_checkpoints")) == saved  # kept, not deleted
 
 
+@pytest.mark.slow
 def test_workdir_without_run(tmp_path, repo_root):
   for command in (["evaluate"], ["export", "--out", str(tmp_path / "x.npz")],
                   ["samples", "--out", str(tmp_path / "x.png")],

@@ -393,6 +393,7 @@ def test_without_tfds_reads_what_the_tfds_path_cached(tmp_path, monkeypatch):
 # ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @needs_real_data
 def test_real_mnist_read_then_cache(tmp_path, monkeypatch):
   cache_dir = tmp_path / "cache"
@@ -434,6 +435,7 @@ def test_real_mnist_read_then_cache(tmp_path, monkeypatch):
     np.testing.assert_array_equal(y1, y2)
 
 
+@pytest.mark.slow
 @needs_real_data
 def test_real_fashion_mnist_constants_fit_its_pixels():
   if not os.path.isdir(os.path.join(REAL_DATA_DIR, "fashion_mnist")):

@@ -247,6 +247,7 @@ def tiny_config(tmp_path, **overrides):
   return config
 
 
+@pytest.mark.slow
 def test_train_run_with_a_flax_learner_named_in_the_config(tmp_path, monkeypatch):
   """Config -> prepare -> meta-training -> evaluation -> baseline -> summary. The
   distillation teacher and a two-point baseline curve only save compile time."""

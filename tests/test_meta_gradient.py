@@ -115,6 +115,7 @@ def test_other_teachers(kind, soft):
   assert checked == len(paths)
 
 
+@pytest.mark.slow
 def test_long_unroll_block_remat_probe_every_step():
   """The paper's setting: T = 8 steps with a probe after every one, remat
   "block"; and the generator run generator_chunk = 3 steps at a time (two
@@ -125,6 +126,7 @@ def test_long_unroll_block_remat_probe_every_step():
   assert checked == len(paths) and "['curriculum']" in paths
 
 
+@pytest.mark.slow
 def test_every_curriculum_under_every_kernel_implementation():
   """Each curriculum of teacher.CURRICULA at T = 2, the teacher and the (conv
   + pool) learner using, in turn, each conv2d and max_pool implementation,
@@ -176,6 +178,7 @@ def test_population_of_architectures_with_random_widths():
   assert checked == len(paths) == 4
 
 
+@pytest.mark.slow
 def test_remat_policies_give_the_same_gradient():
   """Every inner_loop.REMAT_POLICIES policy gives the same meta-gradient, to
   float64 rounding (the policies change what is stored, not the arithmetic).

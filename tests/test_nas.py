@@ -61,6 +61,7 @@ def test_input_independent_cells_are_flagged():
   assert not any(space.output_ignores_input(e) for e in cells)
 
 
+@pytest.mark.slow
 def test_masked_population_equals_static_networks():
   """One vmapped masked program over several architectures gives each static
   network's logits (same key => same weights on the live operations)."""
@@ -115,6 +116,7 @@ def test_one_compiled_program_scores_every_cell_as_its_static_network():
   assert proxies.training_scores._cache_size() == len(cells) + 1
 
 
+@pytest.mark.slow
 def test_gtn_scoring_variants():
   """Every scoring choice of the GTN proxy runs and means what it says: the
   defaults are the plain score, one lr scale of 1 changes nothing, neg_loss
@@ -164,6 +166,7 @@ def test_parameter_and_flop_counts():
   assert network.count_flops(convs) - network.count_flops(plain) == extra_flops
 
 
+@pytest.mark.slow
 def test_zero_cost_proxies_are_finite_and_track_size():
   x = jax.random.normal(jax.random.key(0), (8, 8, 8, 1))
   y = jnp.arange(8) % 3
@@ -200,6 +203,7 @@ def test_cell_learner_trains_through_the_inner_loop():
     registry.make_learner("cell:conv3x3-conv9x9-none-none-none-none", (12, 12, 1), 3)
 
 
+@pytest.mark.slow
 def test_random_cell_learner_draws_a_live_cell_per_init():
   """"cell:random" draws its cell from the init key among input-dependent
   cells (different keys, different cells) and is the masked network of that
@@ -220,6 +224,7 @@ def test_random_cell_learner_draws_a_live_cell_per_init():
 
 
 
+@pytest.mark.slow
 def test_ranking_aware_meta_loss_over_a_labelled_cell_pool(tmp_path):
   """"cell:pool" draws each learner's cell from a labelled table and knows its
   label; `ranking_loss` is low when the losses rank like the labels, high
