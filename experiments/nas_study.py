@@ -277,6 +277,28 @@ def table(names: list[str], indices: range, title: str, folder: str = STUDY) -> 
   return lines + [""]
 
 
+def paired_lines(name: str, others: list[str], indices: range, folder: str) -> list[str]:
+  """Target (ii): Spearman of `name` minus that of each of `others` on the
+  same candidates, with a 95% paired bootstrap (the same resampled candidates
+  for both; 10,000 resamples, seed 0)."""
+  truth_rows = _read_scores(os.path.join(RESULTS, "nas_fmnist", "ground_truth.csv"))
+  mine = _column(name, folder)
+  lines = [f"Paired bootstrap, Spearman of {name} minus the comparator's (95%):", ""]
+  for other in others:
+    theirs = _column(other, folder)
+    common = [i for i in indices if i in mine[0] and i in theirs[0] and i in truth_rows]
+    truth = np.array([float(truth_rows[i]["val_acc_seed0"]) for i in common])
+    a, b = (np.array([col[0][i] for i in common]) for col in (mine, theirs))
+    idx = np.random.default_rng(0).integers(0, truth.size, (NUM_RESAMPLES, truth.size))
+    rt = _ranks(truth[idx])
+    diff = _pearson_rows(_ranks(a[idx]), rt) - _pearson_rows(_ranks(b[idx]), rt)
+    point = (_pearson_rows(_ranks(a), _ranks(truth)) - _pearson_rows(_ranks(b), _ranks(truth)))
+    low, high = np.quantile(diff[np.isfinite(diff)], [0.025, 0.975])
+    lines.append(f"- minus {other} ({len(common)} candidates): {float(point):+.3f} "
+                 f"[{low:+.3f}, {high:+.3f}]")
+  return lines + [""]
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.strip().split("\n")[0])
   parser.add_argument("--run", default=None,
@@ -299,9 +321,11 @@ def main() -> None:
     if args.confirm in COMPUTED:
       run_variant(args.confirm, CONFIRMATION, os.path.join(STUDY, "confirmation", args.confirm),
                   args.workdir_root)
+    folder = os.path.join(STUDY, "confirmation")
     lines = table([args.confirm, *COMPARATORS], CONFIRMATION,
-                  f"Confirmation half (indices 150-299): {args.confirm}",
-                  os.path.join(STUDY, "confirmation"))
+                  f"Confirmation half (indices 150-299): {args.confirm}", folder)
+    lines += paired_lines(args.confirm, ["real_same_steps", "real_9x_steps"], CONFIRMATION,
+                          folder)
     out = os.path.join(STUDY, "confirmation.md")
   else:
     lines = table([*COMMITTED, *COMPUTED, *COMPARATORS], DEVELOPMENT,
