@@ -309,6 +309,7 @@ def main() -> None:
                       help="train the ranking-aware teacher's labelled cells first")
   parser.add_argument("--workdir-root", default=os.path.join(ROOT, "runs", "nas_study"))
   args = parser.parse_args()
+  os.chdir(ROOT)  # configs name files relative to the repository (RANKING_CELLS)
   if args.ranking_cells:
     build_ranking_cells()
   if args.run:

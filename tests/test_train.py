@@ -58,12 +58,16 @@ def test_unknown_implementation_is_a_config_error_naming_the_choices(field, valu
 
 @pytest.mark.parametrize("fields,message", [
     (dict(learner="cell:pool"), "'ranking_cells'.*ground-truth CSV"),
-    (dict(ranking_cells="no/such.csv"), "'ranking_cells'.*no such file"),
     (dict(ranking_weight=1.0), "'ranking_weight'.*learner='cell:pool'"),
     (dict(ranking_weight=-1.0), "'ranking_weight'.*>= 0")])
 def test_ranking_aware_fields_are_config_errors_naming_the_fix(fields, message):
   with pytest.raises(gconfig.ConfigError, match=message):
     gconfig.validate(tiny_config(**fields))
+
+
+def test_a_missing_table_of_labelled_cells_is_refused_before_any_work():
+  with pytest.raises(gconfig.ConfigError, match="'ranking_cells'.*no such file"):
+    train.prepare(tiny_config(learner="cell:pool", ranking_cells="no/such.csv"))
 
 
 def test_resolved_impls_reach_the_specs():

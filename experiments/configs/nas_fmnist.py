@@ -20,8 +20,6 @@ real-data proxy 144, the ground truth 1000 (6.9x the longest proxy, ~2.6
 epochs of the 50k training images).
 """
 
-import os
-
 from gtnjax.config import default_config as train_default_config
 from gtnjax.nas.config import default_config
 
@@ -32,10 +30,9 @@ TEACHER_CELL = "conv3x3-skip-conv1x1-conv3x3-avg_pool3x3-skip"
 
 
 # The labelled cells of "ranking_teacher": 40 cells drawn with seed 21021,
-# none a candidate, trained like the ground truth (experiments/nas_study.py).
-RANKING_CELLS = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir,
-                             os.pardir, "results", "nas_study", "ranking_cells",
-                             "ground_truth.csv")
+# none a candidate, trained like the ground truth (experiments/nas_study.py);
+# relative to the repository's root, where gtnjax's commands run.
+RANKING_CELLS = "results/nas_study/ranking_cells/ground_truth.csv"
 RANKING_CELLS_COUNT, RANKING_CELLS_SEED = 40, 21021
 
 

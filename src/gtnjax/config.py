@@ -297,8 +297,6 @@ def validate(config, custom_learners: tuple[str, ...] = ()) -> None:
   need(not uses_pool or config.ranking_cells, "ranking_cells",
        f"the learner {pool_learner} draws its cells from a table: give a gtnjax.nas "
        "ground-truth CSV of labelled cells")
-  need(not config.ranking_cells or os.path.isfile(config.ranking_cells), "ranking_cells",
-       "no such file: give the path of a gtnjax.nas ground-truth CSV of labelled cells")
   need(config.ranking_weight >= 0, "ranking_weight", "must be >= 0 (0: no ranking loss)")
   need(config.ranking_weight == 0 or pool_learner in learner_names(config), "ranking_weight",
        f"ranks the labelled cells of the learner {pool_learner}: set learner={pool_learner!r}")

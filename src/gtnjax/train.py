@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import time
 from typing import Any, Sequence
 
@@ -65,6 +66,10 @@ def prepare(config, *, data_dir: str | None = None, learners: Sequence[Any] = ()
   """
   custom = _check_custom_learner_names(config, tuple(learners))
   gconfig.validate(config, tuple(spec.name for spec in custom))
+  if config.ranking_cells and not os.path.isfile(config.ranking_cells):
+    raise gconfig.ConfigError(
+        f"config field 'ranking_cells' = {config.ranking_cells!r}: no such file (from "
+        f"{os.getcwd()}); give the path of a gtnjax.nas ground-truth CSV of labelled cells")
   data.check_available(config.dataset, data_dir=data_dir)
   dataset = data.load(config.dataset, data_dir=data_dir)
   gconfig.validate_for_data(config, dataset.image_shape, dataset.train_images.shape[0])
