@@ -17,11 +17,18 @@ REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 
 
 # The files that take longest, longest first: with `-n 2 --dist loadfile`
-# (the README's command) xdist hands out whole files in collection order, so
-# starting with these keeps one worker from being left with a long file at the
-# end while the other idles.
+# (the README's command) xdist hands out whole files in collection order (see
+# `pytest_configure`), so starting with these keeps one worker from being left
+# with a long file at the end while the other idles (test_slurm.py, one test of
+# ~3 minutes, ran last otherwise).
 _LONGEST_FILES = ("test_slurm.py", "test_cli.py", "test_train.py", "test_nas.py",
                   "test_meta_gradient.py", "test_reliability.py")
+
+
+def pytest_configure(config):
+  # xdist's default sorts files by their number of tests, which puts the
+  # one-test test_slurm.py last; keep the order below instead.
+  config.option.loadscopereorder = False
 
 
 def pytest_collection_modifyitems(items):
