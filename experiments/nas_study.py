@@ -53,7 +53,7 @@ NAS_CONFIG = os.path.join(ROOT, "experiments", "configs", "nas_fmnist.py")
 
 # Teachers: name -> the nas_fmnist.py config argument that defines it.
 TEACHERS = {"fixed_cell": "full", "random_cell": "random_cells_teacher",
-            "ranking": "ranking_teacher"}
+            "ranking": "ranking_teacher", "large_cnn": "large_cnn_teacher"}
 
 # Computed variants: name -> (teacher, nas config fields, why it might help).
 COMPUTED = {
@@ -73,6 +73,10 @@ COMPUTED = {
                                      "random-cell teacher, real-image batch statistics"),
     "random_cell_neg_loss": ("random_cell", {"gtn_score": "neg_loss"},
                              "random-cell teacher, validation loss"),
+    "large_cnn": ("large_cnn", {},
+                  "teacher meta-trained on one fixed CNN larger than every candidate (official)"),
+    "large_cnn_real_batch_stats": ("large_cnn", {"gtn_batch_stats": "real_batch"},
+                                   "larger-CNN teacher, real-image batch statistics (official)"),
     "ranking": ("ranking", {},
                 "ranking-aware meta-objective over 40 labelled cells outside the 300"),
     "ranking_neg_loss": ("ranking", {"gtn_score": "neg_loss"},
