@@ -1,6 +1,7 @@
 """The GTN-NAS ranking study of issue #21: variants of the GTN proxy.
 
     TFDS_DATA_DIR=../shared/tfds python experiments/nas_study.py --run VARIANT[,VARIANT...]
+    TFDS_DATA_DIR=../shared/tfds python experiments/nas_study.py --full-bn-ground-truth --run full_bn
     python experiments/nas_study.py                      # development table: results/nas_study/table.md
     python experiments/nas_study.py --confirm VARIANT    # the chosen variant, confirmation half, once
 
@@ -53,7 +54,8 @@ NAS_CONFIG = os.path.join(ROOT, "experiments", "configs", "nas_fmnist.py")
 
 # Teachers: name -> the nas_fmnist.py config argument that defines it.
 TEACHERS = {"fixed_cell": "full", "random_cell": "random_cells_teacher",
-            "ranking": "ranking_teacher", "large_cnn": "large_cnn_teacher"}
+            "ranking": "ranking_teacher", "large_cnn": "large_cnn_teacher",
+            "full_bn": "full_batch_norm"}
 
 # Computed variants: name -> (teacher, nas config fields, why it might help).
 COMPUTED = {
@@ -77,6 +79,10 @@ COMPUTED = {
                   "teacher meta-trained on one fixed CNN larger than every candidate (official)"),
     "large_cnn_real_batch_stats": ("large_cnn", {"gtn_batch_stats": "real_batch"},
                                    "larger-CNN teacher, real-image batch statistics (official)"),
+    "full_bn": ("full_bn", {},
+                "full batch norm in every cell (official candidates); its own ground truth"),
+    "full_bn_real_batch_stats": ("full_bn", {"gtn_batch_stats": "real_batch"},
+                                 "full batch norm, statistics re-estimated on real images"),
     "ranking": ("ranking", {},
                 "ranking-aware meta-objective over 40 labelled cells outside the 300"),
     "ranking_neg_loss": ("ranking", {"gtn_score": "neg_loss"},
@@ -97,6 +103,11 @@ COMPARATORS = {
     "params": ("nas_fmnist", "params", "parameter count"),
 }
 SCORE_COLUMNS = ("index", "encoding", "score", "seconds")
+GROUND_TRUTH = os.path.join(RESULTS, "nas_fmnist", "ground_truth.csv")
+# Teachers whose candidates differ from the committed ground truth's (full
+# batch norm): their variants are judged against a ground truth of their own,
+# the same candidates (same indices) trained like the committed one.
+OWN_GROUND_TRUTH = {"full_bn": os.path.join(STUDY, "full_bn_ground_truth", "ground_truth.csv")}
 WORST_SCORE = -1e30  # = gtnjax.nas.proxies.WORST_SCORE, without importing jax here
 
 
@@ -144,6 +155,29 @@ def build_ranking_cells() -> None:
   ground_truth.run(config, dataset, nas_fmnist.RANKING_CELLS, cells=cells)
 
 
+def build_full_bn_ground_truth(indices: range) -> None:
+  """The full-batch-norm candidates up to `indices.stop` trained like the
+  committed ground truth (1000 steps, one seed), appended to
+  OWN_GROUND_TRUTH["full_bn"] (resumable)."""
+  from gtnjax import data
+  from gtnjax.nas import config as nas_config, ground_truth
+  config = nas_config.load(f"{NAS_CONFIG}:{TEACHERS['full_bn']}")
+  config.retest_candidates = 0
+  cells = ground_truth.candidates(config)[:indices.stop]
+  path = OWN_GROUND_TRUTH["full_bn"]
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with open(os.path.join(os.path.dirname(path), "nas_config.json"), "w") as f:
+    f.write(config.to_json_best_effort(indent=1, sort_keys=True))
+  # Rows already there are kept: the development half first, the
+  # confirmation half (if this variant wins) resumes after it.
+  ground_truth.run(config, data.load(config.dataset), path, cells=cells)
+
+
+def ground_truth_of(name: str) -> str:
+  """The ground-truth table a variant or comparator is judged against."""
+  return OWN_GROUND_TRUTH.get(COMPUTED[name][0], GROUND_TRUTH) if name in COMPUTED else GROUND_TRUTH
+
+
 def run_variant(variant: str, indices: range, out_dir: str, workdir_root: str) -> None:
   import jax
   import jax.numpy as jnp
@@ -153,7 +187,7 @@ def run_variant(variant: str, indices: range, out_dir: str, workdir_root: str) -
   dataset = run.dataset
   data = tuple(map(jnp.asarray, (dataset.train_images, dataset.train_labels,
                                  dataset.validation_images, dataset.validation_labels)))
-  truth = ground_truth.read_table(os.path.join(RESULTS, "nas_fmnist", "ground_truth.csv"))
+  truth = ground_truth.read_table(GROUND_TRUTH)  # the candidates' encodings
   wanted = {row["index"]: row["encoding"] for row in truth if row["index"] in indices}
   os.makedirs(out_dir, exist_ok=True)
   path = os.path.join(out_dir, "scores.csv")
@@ -258,12 +292,13 @@ def _column(name: str, folder: str = STUDY) -> tuple[dict[int, float], float | N
 
 
 def table(names: list[str], indices: range, title: str, folder: str = STUDY) -> list[str]:
-  truth_rows = _read_scores(os.path.join(RESULTS, "nas_fmnist", "ground_truth.csv"))
   what = {n: v[-1] for n, v in {**COMPUTED, **COMMITTED, **COMPARATORS}.items()}
   lines = [f"### {title}", "",
            "| proxy | what | n | Spearman [95%] | partial Spearman given params [95%] "
            "| top-half Spearman [95%] | s / candidate |", "|---|---|---|---|---|---|---|"]
   for name in names:
+    truth_path = ground_truth_of(name)
+    truth_rows = _read_scores(truth_path) if os.path.exists(truth_path) else {}
     column = _column(name, folder)
     common = [] if column is None else [i for i in indices if i in column[0] and i in truth_rows]
     if len(common) < 10:
@@ -284,8 +319,10 @@ def table(names: list[str], indices: range, title: str, folder: str = STUDY) -> 
 def paired_lines(name: str, others: list[str], indices: range, folder: str) -> list[str]:
   """Target (ii): Spearman of `name` minus that of each of `others` on the
   same candidates, with a 95% paired bootstrap (the same resampled candidates
-  for both; 10,000 resamples, seed 0)."""
-  truth_rows = _read_scores(os.path.join(RESULTS, "nas_fmnist", "ground_truth.csv"))
+  for both; 10,000 resamples, seed 0), against the ground truth of `name`
+  (a variant with its own ground truth needs comparators scored on its
+  candidates: `--confirm` refuses it until they exist)."""
+  truth_rows = _read_scores(ground_truth_of(name))
   mine = _column(name, folder)
   lines = [f"Paired bootstrap, Spearman of {name} minus the comparator's (95%):", ""]
   for other in others:
@@ -311,11 +348,16 @@ def main() -> None:
                       help="score this (the chosen) variant on the confirmation half")
   parser.add_argument("--ranking-cells", action="store_true",
                       help="train the ranking-aware teacher's labelled cells first")
+  parser.add_argument("--full-bn-ground-truth", action="store_true",
+                      help="train the full-batch-norm development candidates first "
+                      "(the full_bn variants' ground truth; resumable)")
   parser.add_argument("--workdir-root", default=os.path.join(ROOT, "runs", "nas_study"))
   args = parser.parse_args()
   os.chdir(ROOT)  # configs name files relative to the repository (RANKING_CELLS)
   if args.ranking_cells:
     build_ranking_cells()
+  if args.full_bn_ground_truth:
+    build_full_bn_ground_truth(DEVELOPMENT)
   if args.run:
     unknown = [v for v in args.run.split(",") if v not in COMPUTED]
     if unknown:
@@ -323,6 +365,9 @@ def main() -> None:
     for variant in args.run.split(","):
       run_variant(variant, DEVELOPMENT, os.path.join(STUDY, variant), args.workdir_root)
   if args.confirm:
+    if ground_truth_of(args.confirm) != GROUND_TRUTH:
+      sys.exit(f"{args.confirm} has its own ground truth: the real-data and zero-cost "
+               "comparators must be scored on its candidates before a confirmation run")
     if args.confirm in COMPUTED:
       run_variant(args.confirm, CONFIRMATION, os.path.join(STUDY, "confirmation", args.confirm),
                   args.workdir_root)

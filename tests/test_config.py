@@ -32,7 +32,7 @@ def test_declared_roles_keep_the_cache_keys_of_runs_made_before_the_declarations
   config = gconfig.load_config_file(
       os.path.join(repo_root, "experiments", "configs", "mnist.py") + ":cpu")
   constant = baselines.cache_key("constant", {
-      **{f: config[f] for f in gconfig.fields_with(gconfig.CONSTANT)},
+      **gconfig.key_values(config, gconfig.CONSTANT),  # as baselines.constant_schedule
       "learner": "cnn_small", "num_seeds": 5, "step_multiples": baselines.STEP_MULTIPLES})
   assert constant == "constant-c0dcd911b4d8d9f1"
   assert os.path.basename(baselines.learned_schedule_workdir(config)) == (

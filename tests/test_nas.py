@@ -203,6 +203,41 @@ def test_cell_learner_trains_through_the_inner_loop():
     registry.make_learner("cell:conv3x3-conv9x9-none-none-none-none", (12, 12, 1), 3)
 
 
+def test_full_batch_norm_cells_normalise_scale_and_agree_across_forms():
+  """Full batch norm (issue #21's official candidates): logits do not depend
+  on the input's scale (mean-only batch norm's do), the masked form equals
+  the static one, and a learner trains and evaluates with its [2, C] stats."""
+  from gtnjax import config as gconfig, inner_loop
+  cell = "conv3x3-skip-conv1x1-conv3x3-avg_pool3x3-skip"
+  x = jax.random.normal(jax.random.key(0), (6, 8, 8, 1)) + 0.5
+  full = registry.make_learner(f"cell:{cell}", (8, 8, 1), 3, cell_batch_norm="full")
+  mean_only = registry.make_learner(f"cell:{cell}", (8, 8, 1), 3)
+  for spec, invariant in ((full, True), (mean_only, False)):
+    params = spec.init(jax.random.key(1))
+    logits, stats = spec.apply(params, x)
+    scaled, _ = spec.apply(params, 10.0 * x)
+    assert np.allclose(scaled, logits, atol=1e-3) == invariant
+  params = full.init(jax.random.key(1))
+  assert params["stem"]["bn_scale"].shape == (full.channels,)
+  logits, stats = full.apply(params, x)
+  assert [s.shape for s in stats] == [(2, w) for w in full.hidden_layer_widths]
+  # Test mode with the batch's own statistics is training mode.
+  np.testing.assert_allclose(full.apply(params, x, stats)[0], logits, rtol=1e-5, atol=1e-5)
+  masked = network.make(None, (8, 8, 1), 3, batch_norm="full")
+  got, _ = jax.jit(lambda e: masked.apply(masked.init(jax.random.key(1), e), x))(
+      jnp.array(enc(cell)))
+  np.testing.assert_allclose(got, logits, rtol=1e-5, atol=1e-5)
+  state = inner_loop.init_state(full, jax.random.key(2))
+  y = jax.nn.one_hot(jnp.arange(6) % 3, 3)
+  state, _ = jax.jit(lambda s: inner_loop.sgd_step(full, s, x, y, 0.1, 0.5))(state)
+  loss, _ = inner_loop.evaluate(full, state, x, jnp.arange(6) % 3)
+  assert np.isfinite(float(loss))
+  config = gconfig.default_config()
+  config.cell_batch_norm = "batch"
+  with pytest.raises(gconfig.ConfigError, match="cell_batch_norm.*choose one of mean, full"):
+    gconfig.validate(config)
+
+
 @pytest.mark.slow
 def test_random_cell_learner_draws_a_live_cell_per_init():
   """"cell:random" draws its cell from the init key among input-dependent

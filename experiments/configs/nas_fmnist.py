@@ -8,7 +8,9 @@ ARG: "full" (default), "population_teacher" (the same, with the teacher
 meta-trained over four cells instead of one; see `population_cells`),
 "random_cells_teacher" (over a fresh random cell for every learner, the
 paper's protocol), "large_cnn_teacher" (over one fixed CNN larger than
-every candidate, the official code's protocol), "ranking_teacher" (over labelled cells outside the
+every candidate, the official code's protocol), "full_batch_norm" (as
+"full" with full batch norm in every cell network, candidates included, as
+the official candidates have; its ground truth is its own), "ranking_teacher" (over labelled cells outside the
 candidates, with a ranking-aware meta-loss) or "tiny" (a few candidates and
 steps, for tests).
 
@@ -106,6 +108,13 @@ def get_config(arg=None):
     t.learner = "cnn_gap"
     c.real_lr_learner = f"cell:{TEACHER_CELL}"
     return c
+  if arg == "full_batch_norm":
+    # The official candidates' batch norm (mean and variance, statistics of
+    # the last batch) in the teacher's fixed cell and in every candidate; it
+    # changes what the candidates are, so they need a ground truth of their
+    # own (experiments/nas_study.py --full-bn-ground-truth).
+    t.cell_batch_norm = "full"
+    return c
   if arg == "ranking_teacher":
     # Beyond the paper (issue #21): each learner's cell is drawn from
     # RANKING_CELLS labelled cells outside the 300 candidates
@@ -143,4 +152,4 @@ def get_config(arg=None):
     t.baseline_momenta = (0.5,)
     return c
   raise ValueError(f"unknown arg {arg!r}: use full, population_teacher, random_cells_teacher, "
-                   "large_cnn_teacher, ranking_teacher or tiny")
+                   "large_cnn_teacher, full_batch_norm, ranking_teacher or tiny")

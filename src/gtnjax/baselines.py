@@ -50,7 +50,7 @@ def constant_schedule(run, learner_name: str, num_seeds: int,
                       progress: Callable[[], None] | None = None) -> dict[str, Any]:
   """Cached `evaluation.evaluate_real_data` for one learner of `run`."""
   config = run.config
-  values = {f: config[f] for f in gconfig.fields_with(gconfig.CONSTANT)}
+  values = gconfig.key_values(config, gconfig.CONSTANT)
   spec = run.learner_spec(learner_name)
   fingerprint = learners.definition_fingerprints([spec]).get(learner_name)
   if fingerprint is not None:

@@ -89,6 +89,11 @@ _FIELDS: dict[str, tuple] = {
     # logistic loss that asks the population's final probe losses to rank
     # like the cells' labels (gtnjax.meta.ranking_loss).
     "ranking_cells": ("", RUN, ADDED_LATER),
+    # Batch norm of cell learners ("cell:..."): "mean" (mean-only, like the
+    # other gtnjax learners) or "full" (mean and variance with a learned
+    # scale, as the official GTN-NAS candidates; statistics of the last
+    # training batch, i.e. running-average momentum 0).
+    "cell_batch_norm": ("mean", RUN, CONSTANT, ADDED_LATER),
     "ranking_weight": (0.0, RUN, TEACHER, ADDED_LATER),
     # A non-finite meta-gradient skips the update (params and Adam state kept);
     # this many skips in a row stop the run with an error (1: the paper's code,
@@ -132,11 +137,16 @@ def fields_with(role: str) -> tuple[str, ...]:
 RUN_DEFINING_FIELDS = fields_with(RUN)
 
 
-def run_key_values(config) -> dict:
-  """The RUN fields of `config` for a cache key: every one, except the
+def key_values(config, role: str) -> dict:
+  """The `role` fields of `config` for a cache key: every one, except the
   ADDED_LATER fields still at their defaults."""
-  return {f: config[f] for f in RUN_DEFINING_FIELDS
+  return {f: config[f] for f in fields_with(role)
           if not (f in fields_with(ADDED_LATER) and config[f] == _FIELDS[f][0])}
+
+
+def run_key_values(config) -> dict:
+  """The RUN fields of `config` for a cache key (`key_values`)."""
+  return key_values(config, RUN)
 
 # `teacher.TeacherSpec`'s names for the TEACHER_SPEC fields it names otherwise:
 # the config's names say whose steps and batches they are, the spec is the teacher's.
@@ -297,6 +307,9 @@ def validate(config, custom_learners: tuple[str, ...] = ()) -> None:
   need(not uses_pool or config.ranking_cells, "ranking_cells",
        f"the learner {pool_learner} draws its cells from a table: give a gtnjax.nas "
        "ground-truth CSV of labelled cells")
+  from gtnjax.nas import network  # a light module; cell learners are gtnjax.nas's
+  need(config.cell_batch_norm in network.BATCH_NORMS, "cell_batch_norm",
+       f"choose one of {', '.join(network.BATCH_NORMS)}")
   need(config.ranking_weight >= 0, "ranking_weight", "must be >= 0 (0: no ranking loss)")
   need(config.ranking_weight == 0 or pool_learner in learner_names(config), "ranking_weight",
        f"ranks the labelled cells of the learner {pool_learner}: set learner={pool_learner!r}")

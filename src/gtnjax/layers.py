@@ -255,10 +255,29 @@ def mean_only_batch_norm(
 
 def batch_norm(h: jax.Array, scale: jax.Array, bias: jax.Array, eps: float = 1e-5) -> jax.Array:
   """Batch norm with the current batch's mean and variance (training mode)."""
-  axes = _stat_axes(h)
-  mean = jnp.mean(h, axis=axes)
-  var = jnp.mean(jnp.square(h - mean), axis=axes)
-  return (h - mean) * jax.lax.rsqrt(var + eps) * scale + bias
+  return batch_norm_with_stats(h, scale, bias, None, eps)[0]
+
+
+def batch_norm_with_stats(h: jax.Array, scale: jax.Array, bias: jax.Array,
+                          stats: jax.Array | None = None, eps: float = 1e-5
+                          ) -> tuple[jax.Array, jax.Array]:
+  """Batch norm with mean and variance, given or the batch's.
+
+  Args:
+    h: [N, C] or [N, H, W, C].
+    scale, bias: [C] learned affine transform.
+    stats: [2, C] (mean, variance) to use (test mode); None uses the
+      current batch's (training mode).
+    eps: added to the variance.
+
+  Returns:
+    ((h - mean) / sqrt(variance + eps) * scale + bias, the [2, C] statistics used).
+  """
+  if stats is None:
+    axes = _stat_axes(h)
+    mean = jnp.mean(h, axis=axes)
+    stats = jnp.stack([mean, jnp.mean(jnp.square(h - mean), axis=axes)])
+  return (h - stats[0]) * jax.lax.rsqrt(stats[1] + eps) * scale + bias, stats
 
 
 def softmax_cross_entropy(logits: jax.Array, targets: jax.Array) -> jax.Array:

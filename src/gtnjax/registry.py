@@ -58,7 +58,7 @@ def name_error(name: str) -> str | None:
 def make_learner(name: str, input_shape: tuple[int, int, int], num_classes: int, *,
                  random_widths: bool = False, weight_norm: bool = True,
                  conv_impl: str = "auto", pool_impl: str = "auto",
-                 cell_pool: str = "") -> learners.Learner:
+                 cell_pool: str = "", cell_batch_norm: str = "mean") -> learners.Learner:
   """The named learner for a data set's image shape and classes.
 
   Args:
@@ -71,6 +71,8 @@ def make_learner(name: str, input_shape: tuple[int, int, int], num_classes: int,
       to it, and cell networks take no pooling implementation.
     cell_pool: for "cell:pool", a table of labelled cells
       (`gtnjax.nas.space.read_labelled_cells`) each init draws its cell from.
+    cell_batch_norm: the batch norm of cell learners ("mean" or "full", see
+      `gtnjax.nas.network.CellNetworkSpec`); other learners ignore it.
 
   Raises:
     ValueError: naming the fix, for an unknown name or an impossible option.
@@ -90,16 +92,19 @@ def make_learner(name: str, input_shape: tuple[int, int, int], num_classes: int,
     cell = name[len(CELL_PREFIX):]
     if cell == network.RANDOM_CELL:
       return network.make(None, input_shape, num_classes, weight_norm=weight_norm,
-                          conv_impl=conv_impl, random_cells=True)
+                          conv_impl=conv_impl, random_cells=True,
+                          batch_norm=cell_batch_norm)
     if cell == network.POOL_CELL:
       if not cell_pool:
         raise ValueError(f"{name} draws its cells from a table of labelled cells: set "
                          "config.ranking_cells to one (a gtnjax.nas ground-truth CSV)")
       encodings, labels = space.read_labelled_cells(cell_pool)
       return network.make(None, input_shape, num_classes, weight_norm=weight_norm,
-                          conv_impl=conv_impl, cell_pool=encodings, cell_labels=labels)
+                          conv_impl=conv_impl, cell_pool=encodings, cell_labels=labels,
+                          batch_norm=cell_batch_norm)
     return network.make(space.from_string(cell), input_shape, num_classes,
-                        weight_norm=weight_norm, conv_impl=conv_impl)
+                        weight_norm=weight_norm, conv_impl=conv_impl,
+                        batch_norm=cell_batch_norm)
   conv, hidden, pool = learners.ARCHITECTURES[name]
   return learners.LearnerSpec(name=name, input_shape=input_shape, num_classes=num_classes,
                               conv_widths=conv, hidden_widths=hidden, global_pool=pool,

@@ -129,7 +129,8 @@ def _learner_spec(config, name: str, dataset: data.Dataset,
                                random_widths=config.random_widths,
                                weight_norm=config.weight_norm,
                                conv_impl=impls.conv_impl, pool_impl=impls.pool_impl,
-                               cell_pool=config.ranking_cells)
+                               cell_pool=config.ranking_cells,
+                               cell_batch_norm=config.cell_batch_norm)
 
 
 class NonFiniteMetaLoss(RuntimeError):

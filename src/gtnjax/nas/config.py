@@ -25,7 +25,9 @@ class NasConfigError(train_config.ConfigError):
 def default_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.dataset = "fashion_mnist"
-  # Cell networks (gtnjax.nas.network): width of stage 0 and cells per stage.
+  # Cell networks (gtnjax.nas.network): width of stage 0 and cells per stage;
+  # their weight norm and batch norm are the teacher's (`teacher.weight_norm`,
+  # `teacher.cell_batch_norm`), so candidates and a cell teacher agree.
   c.channels = 8
   c.cells_per_stage = 1
   # Ground truth: num_candidates distinct cells (canonical hash) sampled with

@@ -144,7 +144,8 @@ def run(config, dataset, path: str, *, time_limit_s: float | None = None,
       seconds = (time.time() - t0) / len(group)
       for (index, enc), acc in zip(group, accuracies):
         static = network.make(enc, dataset.image_shape, dataset.num_classes,
-                              channels=config.channels, cells_per_stage=config.cells_per_stage)
+                              channels=config.channels, cells_per_stage=config.cells_per_stage,
+                              batch_norm=config.teacher.cell_batch_norm)
         row = {"index": index, "encoding": space.to_string(enc),
                "hash": space.canonical_hash(enc), "params": network.count_params(static),
                "flops": network.count_flops(static),
@@ -175,7 +176,8 @@ def _train_group(config, form, group, train_x, train_y, eval_sets, image_shape,
       encodings.append(enc)
   # Static: one candidate per program (its seeds share the compilation).
   spec = network.make(group[0][1] if form == "static" else None, image_shape, num_classes,
-                      channels=config.channels, cells_per_stage=config.cells_per_stage)
+                      channels=config.channels, cells_per_stage=config.cells_per_stage,
+                      batch_norm=config.teacher.cell_batch_norm)
   result = training.train_and_score(
       spec, jnp.stack(keys), jnp.asarray(encodings, jnp.int32), train_x, train_y, eval_sets,
       num_steps=config.ground_truth_steps, batch_size=config.batch_size,

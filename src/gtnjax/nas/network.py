@@ -12,7 +12,10 @@ Shape (NAS-Bench-201's, scaled to 28x28 inputs and a 2-core CPU):
 
 Every cell of a network has the same encoding (`gtnjax.nas.space`). Every
 convolution is weight-normed and followed by mean-only batch norm and
-LeakyReLU(0.1), like the other gtnjax learners, so a cell network is a
+LeakyReLU(0.1), like the other gtnjax learners (`batch_norm="full"`: batch
+norm with mean, variance and a learned scale, as the official GTN-NAS
+candidates; its statistics per layer are a [2, C] (mean, variance) array
+where mean-only batch norm has a [C] mean), so a cell network is a
 learner: `spec.init(key)`, `spec.apply(params, x, batch_means)` and
 `spec.initial_batch_stats()` work with `gtnjax.inner_loop` and
 `gtnjax.evaluation` unchanged, GTN meta-training included.
@@ -57,6 +60,8 @@ RANDOM_CELL = "random"
 # "cell:pool": a learner whose cell is drawn at each init from a table of
 # labelled cells (`cell_pool`), for the ranking-aware meta-objective.
 POOL_CELL = "pool"
+# Batch norms of the conv layers: mean-only, or mean and variance ("full").
+BATCH_NORMS = ("mean", "full")
 # Folded into an init key to draw the cell, so that the weights of a given
 # key are the same as those of the masked form given that cell.
 RANDOM_CELL_SALT = 0xCE11
@@ -85,6 +90,8 @@ class CellNetworkSpec:
     cell_labels: one score per pool cell (its ground-truth accuracy), which
       `cell_label(key)` returns for the cell `init(key)` draws: the labels of
       `gtnjax.meta`'s ranking-aware meta-objective.
+    batch_norm: "mean" (mean-only batch norm) or "full" (mean and variance,
+      with a learned scale `bn_scale` beside the bias).
   """
   encoding: tuple[int, ...] | None
   input_shape: tuple[int, int, int]
@@ -96,9 +103,12 @@ class CellNetworkSpec:
   random_cells: bool = False
   cell_pool: tuple[tuple[int, ...], ...] = ()
   cell_labels: tuple[float, ...] = ()
+  batch_norm: str = "mean"
 
   def __post_init__(self):
     layers.check_impl("conv2d", self.conv_impl)
+    if self.batch_norm not in BATCH_NORMS:
+      raise ValueError(f"batch_norm={self.batch_norm!r}: choose one of {', '.join(BATCH_NORMS)}")
     if self.random_cells and self.encoding is not None:
       raise ValueError("random_cells draws the cell at init: use encoding=None")
     if self.cell_pool:
@@ -165,8 +175,10 @@ class CellNetworkSpec:
     return tuple(widths)
 
   def initial_batch_stats(self) -> tuple[jax.Array, ...]:
-    """Zero batch means, one [C] per batch-normed layer (see `gtnjax.learners`)."""
-    return tuple(jnp.zeros((w,)) for w in self.hidden_layer_widths)
+    """Per batch-normed layer, the statistics before training: a zero [C]
+    mean (see `gtnjax.learners`), or with full batch norm a [2, C] zero mean
+    and unit variance."""
+    return tuple(_empty_stats(w, self.batch_norm, jnp.ones) for w in self.hidden_layer_widths)
 
   # ---------------------------------------------------------------- init
   def init(self, key: jax.Array, encoding: Any = None) -> Params:
@@ -195,7 +207,9 @@ class CellNetworkSpec:
       return layers.weight_norm_init_from(direction, self.weight_norm)
 
     def conv(path):
-      return {**kernel(path), "bn_bias": jnp.zeros((layout[path][1][-1],))}
+      width = layout[path][1][-1]
+      scale = {"bn_scale": jnp.ones((width,))} if self.batch_norm == "full" else {}
+      return {**kernel(path), **scale, "bn_bias": jnp.zeros((width,))}
 
     params: Params = {"stem": conv(("stem",)), "reductions": [], "stages": []}
     edge_ops = self._edge_ops()
@@ -284,7 +298,7 @@ class CellNetworkSpec:
       first = len(used_means)
       given = (None, None) if batch_means is None else batch_means[first:first + 2]
       out, means, pre, flags = _switched_edge(op_index, p, h, given, self.conv_impl,
-                                              with_preactivations)
+                                              with_preactivations, self.batch_norm)
       used_means.extend(means)
       preacts.extend(pre)
       used.extend(flags)
@@ -322,18 +336,30 @@ class CellNetworkSpec:
     return logits, tuple(used_means), tuple(preacts), tuple(used)
 
 
-def _conv_bn_act(p, h, padding, given_mean, conv_impl):
-  """(LeakyReLU output, the batch mean used, the LeakyReLU's input)."""
+def _empty_stats(width, batch_norm, variance=jnp.zeros):
+  """A layer's batch statistics: [C] zeros, or [2, C] zero mean and `variance`."""
+  if batch_norm == "mean":
+    return jnp.zeros((width,))
+  return jnp.stack([jnp.zeros((width,)), variance((width,))])
+
+
+def _conv_bn_act(p, h, padding, given_stats, conv_impl):
+  """(LeakyReLU output, the batch statistics used, the LeakyReLU's input).
+  The layer's parameters say its batch norm: a `bn_scale` is full batch norm."""
   h = layers.conv2d(h, layers.kernel_of(p), padding, impl=conv_impl)
-  h, mean = layers.mean_only_batch_norm(h, p["bn_bias"], given_mean)
-  return layers.leaky_relu(h), mean, h
+  if "bn_scale" in p:
+    h, stats = layers.batch_norm_with_stats(h, p["bn_scale"], p["bn_bias"], given_stats)
+  else:
+    h, stats = layers.mean_only_batch_norm(h, p["bn_bias"], given_stats)
+  return layers.leaky_relu(h), stats, h
 
 
-def _switched_edge(op_index, p, h, given_means, conv_impl, with_preactivations):
+def _switched_edge(op_index, p, h, given_means, conv_impl, with_preactivations,
+                   batch_norm="mean"):
   """One edge of a masked network as a `lax.switch` on its operation:
-  (output, the means of its two conv layers (zero where unused), and
-  with_preactivations their LeakyReLU inputs and used flags, else ())."""
-  zero_mean = jnp.zeros((h.shape[-1],), h.dtype)
+  (output, the batch statistics of its two conv layers (zero where unused),
+  and with_preactivations their LeakyReLU inputs and used flags, else ())."""
+  zero_mean = _empty_stats(h.shape[-1], batch_norm).astype(h.dtype)
 
   def fixed(value):  # an operation without a batch-normed layer
     def branch(h):
@@ -496,11 +522,12 @@ def make(encoding: Sequence[int] | None, input_shape, num_classes: int, *,
          channels: int = 8, cells_per_stage: int = 1, weight_norm: bool = True,
          conv_impl: str = "auto", random_cells: bool = False,
          cell_pool: Sequence[Sequence[int]] = (),
-         cell_labels: Sequence[float] = ()) -> CellNetworkSpec:
+         cell_labels: Sequence[float] = (), batch_norm: str = "mean") -> CellNetworkSpec:
   return CellNetworkSpec(encoding=None if encoding is None else tuple(encoding),
                          input_shape=tuple(input_shape), num_classes=num_classes,
                          channels=channels, cells_per_stage=cells_per_stage,
                          weight_norm=weight_norm, conv_impl=conv_impl,
                          random_cells=random_cells or bool(cell_pool),
                          cell_pool=tuple(tuple(int(o) for o in e) for e in cell_pool),
-                         cell_labels=tuple(float(v) for v in cell_labels))
+                         cell_labels=tuple(float(v) for v in cell_labels),
+                         batch_norm=batch_norm)

@@ -148,6 +148,8 @@ def teacher_free_cache_path(config, dataset, real_lr) -> str:
       "lr": [real_lr["real_same_steps"], real_lr["real_9x_steps"]],
       "key_salt": PROXY_KEY_SALT, "backend": jax.default_backend(),
       "jax": jax.__version__, "source": source.hexdigest()}
+  if config.teacher.cell_batch_norm != "mean":  # added later: earlier caches keep their keys
+    settings["cell_batch_norm"] = config.teacher.cell_batch_norm
   digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
   return os.path.join(data_cache.default_cache_dir(), "nas_proxies",
                       f"{config.dataset}-{digest}.csv")
@@ -274,7 +276,8 @@ def candidate_network(config, enc, dataset) -> tuple[network.CellNetworkSpec, An
   masked = ground_truth.resolve_form(config) == "masked"
   spec = network.make(None if masked else enc, dataset.image_shape, dataset.num_classes,
                       channels=config.channels, cells_per_stage=config.cells_per_stage,
-                      weight_norm=config.teacher.weight_norm)
+                      weight_norm=config.teacher.weight_norm,
+                      batch_norm=config.teacher.cell_batch_norm)
   return spec, (jnp.asarray(enc, jnp.int32) if masked else None)
 
 
