@@ -1,7 +1,7 @@
 """The GTN-NAS ranking study of issue #21: variants of the GTN proxy.
 
     TFDS_DATA_DIR=../shared/tfds python experiments/nas_study.py --run VARIANT[,VARIANT...]
-    TFDS_DATA_DIR=../shared/tfds python experiments/nas_study.py --full-bn-ground-truth --run full_bn
+    TFDS_DATA_DIR=../shared/tfds python experiments/nas_study.py --ground-truth-for full_bn --run full_bn
     python experiments/nas_study.py                      # development table: results/nas_study/table.md
     python experiments/nas_study.py --confirm VARIANT    # the chosen variant, confirmation half, once
 
@@ -55,7 +55,7 @@ NAS_CONFIG = os.path.join(ROOT, "experiments", "configs", "nas_fmnist.py")
 # Teachers: name -> the nas_fmnist.py config argument that defines it.
 TEACHERS = {"fixed_cell": "full", "random_cell": "random_cells_teacher",
             "ranking": "ranking_teacher", "large_cnn": "large_cnn_teacher",
-            "full_bn": "full_batch_norm"}
+            "full_bn": "full_batch_norm", "long_horizon": "long_horizon"}
 
 # Computed variants: name -> (teacher, nas config fields, why it might help).
 COMPUTED = {
@@ -83,6 +83,10 @@ COMPUTED = {
                 "full batch norm in every cell (official candidates); its own ground truth"),
     "full_bn_real_batch_stats": ("full_bn", {"gtn_batch_stats": "real_batch"},
                                  "full batch norm, statistics re-estimated on real images"),
+    "long_horizon": ("long_horizon", {},
+                     "T=32, B=128, probe losses every 16 steps (official); its own ground truth"),
+    "long_horizon_real_batch_stats": ("long_horizon", {"gtn_batch_stats": "real_batch"},
+                                      "T=32, B=128, statistics re-estimated on real images"),
     "ranking": ("ranking", {},
                 "ranking-aware meta-objective over 40 labelled cells outside the 300"),
     "ranking_neg_loss": ("ranking", {"gtn_score": "neg_loss"},
@@ -104,10 +108,12 @@ COMPARATORS = {
 }
 SCORE_COLUMNS = ("index", "encoding", "score", "seconds")
 GROUND_TRUTH = os.path.join(RESULTS, "nas_fmnist", "ground_truth.csv")
-# Teachers whose candidates differ from the committed ground truth's (full
-# batch norm): their variants are judged against a ground truth of their own,
-# the same candidates (same indices) trained like the committed one.
-OWN_GROUND_TRUTH = {"full_bn": os.path.join(STUDY, "full_bn_ground_truth", "ground_truth.csv")}
+# Teachers whose candidates or step counts differ from the committed ground
+# truth's (full batch norm; a horizon whose 9x real-data proxy needs a ground
+# truth >= 5x longer): their variants are judged against a ground truth of
+# their own, the same candidates (same indices) trained with their config.
+OWN_GROUND_TRUTH = {name: os.path.join(STUDY, f"{name}_ground_truth", "ground_truth.csv")
+                    for name in ("full_bn", "long_horizon")}
 WORST_SCORE = -1e30  # = gtnjax.nas.proxies.WORST_SCORE, without importing jax here
 
 
@@ -155,16 +161,16 @@ def build_ranking_cells() -> None:
   ground_truth.run(config, dataset, nas_fmnist.RANKING_CELLS, cells=cells)
 
 
-def build_full_bn_ground_truth(indices: range) -> None:
-  """The full-batch-norm candidates up to `indices.stop` trained like the
-  committed ground truth (1000 steps, one seed), appended to
-  OWN_GROUND_TRUTH["full_bn"] (resumable)."""
+def build_own_ground_truth(teacher: str, indices: range) -> None:
+  """The candidates up to `indices.stop` trained with the NAS config of
+  `teacher` (its batch norm, its ground_truth_steps; one seed), appended to
+  OWN_GROUND_TRUTH[teacher] (resumable)."""
   from gtnjax import data
   from gtnjax.nas import config as nas_config, ground_truth
-  config = nas_config.load(f"{NAS_CONFIG}:{TEACHERS['full_bn']}")
+  config = nas_config.load(f"{NAS_CONFIG}:{TEACHERS[teacher]}")
   config.retest_candidates = 0
   cells = ground_truth.candidates(config)[:indices.stop]
-  path = OWN_GROUND_TRUTH["full_bn"]
+  path = OWN_GROUND_TRUTH[teacher]
   os.makedirs(os.path.dirname(path), exist_ok=True)
   with open(os.path.join(os.path.dirname(path), "nas_config.json"), "w") as f:
     f.write(config.to_json_best_effort(indent=1, sort_keys=True))
@@ -348,16 +354,16 @@ def main() -> None:
                       help="score this (the chosen) variant on the confirmation half")
   parser.add_argument("--ranking-cells", action="store_true",
                       help="train the ranking-aware teacher's labelled cells first")
-  parser.add_argument("--full-bn-ground-truth", action="store_true",
-                      help="train the full-batch-norm development candidates first "
-                      "(the full_bn variants' ground truth; resumable)")
+  parser.add_argument("--ground-truth-for", default=None, choices=sorted(OWN_GROUND_TRUTH),
+                      help="train this teacher's own development ground truth first "
+                      "(resumable)")
   parser.add_argument("--workdir-root", default=os.path.join(ROOT, "runs", "nas_study"))
   args = parser.parse_args()
   os.chdir(ROOT)  # configs name files relative to the repository (RANKING_CELLS)
   if args.ranking_cells:
     build_ranking_cells()
-  if args.full_bn_ground_truth:
-    build_full_bn_ground_truth(DEVELOPMENT)
+  if args.ground_truth_for:
+    build_own_ground_truth(args.ground_truth_for, DEVELOPMENT)
   if args.run:
     unknown = [v for v in args.run.split(",") if v not in COMPUTED]
     if unknown:
