@@ -69,3 +69,43 @@ def test_gtn_vs_real_data_seeds_report_pools_each_evaluation_over_meta_seeds(tmp
   report.report(str(tmp_path / "results"))
   text = (tmp_path / "results" / "table.md").read_text()
   assert "\n".join(lines) in text
+
+
+def _nas_study_module():
+  path = os.path.join(EXPERIMENTS, "nas_study.py")
+  spec = importlib.util.spec_from_file_location("nas_study", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def test_nas_study_confirmation_report_scores_a_variant_against_committed_comparators(
+    tmp_path, monkeypatch):
+  """The path `nas_study.py --confirm` runs once: a variant's confirmation-half
+  scores against the committed ground truth and comparators. A variant whose
+  scores are the ground truth itself has Spearman 1, and its paired difference
+  with a comparator is 1 minus the comparator's Spearman."""
+  from scipy import stats as scipy_stats
+  study = _nas_study_module()
+  monkeypatch.setattr(study, "STUDY", str(tmp_path))
+  truth = {i: r for i, r in study._read_scores(study.GROUND_TRUTH).items()
+           if i in study.CONFIRMATION}
+  folder = tmp_path / "confirmation"
+  os.makedirs(folder / "large_cnn")
+  with open(folder / "large_cnn" / "scores.csv", "w") as f:
+    f.write(",".join(study.SCORE_COLUMNS) + "\n")
+    for i, row in truth.items():
+      f.write(f"{i},{row['encoding']},{row['val_acc_seed0']},0.5\n")
+  lines = study.table(["large_cnn", "real_same_steps"], study.CONFIRMATION, "t", str(folder))
+  cells = [c.strip() for c in lines[4].strip("|").split("|")]
+  assert cells[0] == "large_cnn" and cells[2] == "150"
+  assert cells[3].startswith("+1.000 [+1.000, +1.000]")
+  assert cells[6] == "0.50"
+  real = study._column("real_same_steps")[0]
+  common = sorted(set(truth) & set(real))
+  rho = scipy_stats.spearmanr([real[i] for i in common],
+                              [float(truth[i]["val_acc_seed0"]) for i in common])[0]
+  (line,) = [l for l in study.paired_lines("large_cnn", ["real_same_steps"],
+                                           study.CONFIRMATION, str(folder)) if "minus" in l
+             and "real_same_steps" in l]
+  assert f"({len(common)} candidates): {1 - rho:+.3f}" in line
