@@ -53,7 +53,7 @@ NUM_RESAMPLES = 10_000
 NAS_CONFIG = os.path.join(ROOT, "experiments", "configs", "nas_fmnist.py")
 
 # Teachers: name -> the nas_fmnist.py config argument that defines it.
-TEACHERS = {"fixed_cell": "full", "random_cell": "random_cells_teacher",
+TEACHERS = {"fixed_cell": "fixed_cell_teacher", "random_cell": "random_cells_teacher",
             "ranking": "ranking_teacher", "large_cnn": "large_cnn_teacher",
             "full_bn": "full_batch_norm", "long_horizon": "long_horizon"}
 

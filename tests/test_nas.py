@@ -499,30 +499,46 @@ def test_nas_command_rejects_bad_configs_before_work(tmp_path, capsys, monkeypat
   assert cli.main(["nas", "--config", str(bad), "--workdir", str(tmp_path / "w")]) == 2
   assert "ground_truth_steps" in capsys.readouterr().err
   assert not (tmp_path / "w").exists()
+  # A finished teacher is reused, not retrained: one of another config is refused.
+  from gtnjax import config as gconfig
+  from gtnjax.nas import config as nas_config
+  tiny = os.path.join(os.path.dirname(__file__), "..", "experiments", "configs", "nas_fmnist.py:tiny")
+  other = nas_config.load(tiny).teacher
+  other.learner = "cnn_gap"
+  (tmp_path / "w" / "teacher").mkdir(parents=True)
+  (tmp_path / "w" / "teacher" / "config.json").write_text(gconfig.to_json(other))
+  assert cli.main(["nas", "--config", tiny, "--workdir", str(tmp_path / "w")]) == 2
+  assert "learner: 'cnn_gap' -> 'cell:" in capsys.readouterr().err
+  assert sorted(p.name for p in (tmp_path / "w").iterdir()) == ["teacher"]
 
 
 def test_population_teacher_cells_are_distinct_and_never_candidates():
   from gtnjax import config as gconfig
   from gtnjax.nas import config as nas_config, ground_truth
   path = os.path.join(os.path.dirname(__file__), "..", "experiments", "configs", "nas_fmnist.py")
-  full = nas_config.load(path)
+  fixed_cell = nas_config.load(path + ":fixed_cell_teacher")
   population = nas_config.load(path + ":population_teacher")
   names = gconfig.learner_names(population.teacher)
   cells = [space.from_string(n[len("cell:"):]) for n in names]
-  assert names[0] == full.teacher.learner  # the fixed cell first: same real-proxy lr
+  assert names[0] == fixed_cell.teacher.learner  # the fixed cell first: same real-proxy lr
   hashes = {space.canonical_hash(c) for c in cells}
   assert len(names) == 4 and len(hashes) == 4
   assert not any(space.output_ignores_input(c) for c in cells)
   candidate_hashes = {space.canonical_hash(c) for c in ground_truth.candidates(population)}
   assert not hashes & candidate_hashes
   # As many learners per meta-step as the fixed-cell teacher.
-  assert len(names) * population.teacher.population == full.teacher.population
+  assert len(names) * population.teacher.population == fixed_cell.teacher.population
   # The random-cell teacher: the same, but a fresh cell per learner, and the
   # real-data proxies' lr still chosen for the fixed cell.
   random_cells = nas_config.load(path + ":random_cells_teacher")
   assert random_cells.teacher.learner == "cell:random"
-  assert random_cells.teacher.population == full.teacher.population
-  assert nas_config.real_lr_learner_of(random_cells) == nas_config.real_lr_learner_of(full)
+  assert random_cells.teacher.population == fixed_cell.teacher.population
+  assert nas_config.real_lr_learner_of(random_cells) == nas_config.real_lr_learner_of(fixed_cell)
+  # The default teacher (the NAS study's winner): the larger plain CNN, the
+  # real-data proxies' lr still the fixed cell's.
+  default = nas_config.load(path)
+  assert default.teacher.learner == "cnn_gap"
+  assert nas_config.real_lr_learner_of(default) == nas_config.real_lr_learner_of(fixed_cell)
   random_cells.real_lr_learner = "cell:conv9x9"
   with pytest.raises(nas_config.NasConfigError, match="real_lr_learner"):
     nas_config.validate(random_cells)

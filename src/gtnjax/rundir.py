@@ -130,7 +130,9 @@ def _read_record(path: str) -> Any | None:
                               "something else changed it; restore it or choose a new --workdir")
 
 
-def _check_config(workdir: str, config) -> None:
+def check_config(workdir: str, config) -> None:
+  """Refuse `config` for a workdir whose recorded run was started with another
+  (any run-defining field differs), naming the fix."""
   saved = _read_record(os.path.join(workdir, CONFIG_FILE))
   if saved is None:
     return
@@ -168,7 +170,7 @@ def start(workdir: str, config, learner_fingerprints: dict[str, str], *, write: 
   record, and one may resume on a backend with another default.
   """
   os.makedirs(workdir, exist_ok=True)
-  _check_config(workdir, config)
+  check_config(workdir, config)
   _check_learners(workdir, learner_fingerprints)
   if write:  # config.json last: it marks a started run
     write_text(os.path.join(workdir, LEARNERS_FILE),

@@ -39,6 +39,10 @@ def run(config, workdir: str, *, ground_truth_path: str | None = None,
         log: Callable[[str], None] = print) -> dict[str, Any]:
   """Every stage of GTN-NAS in `workdir`; returns the summary."""
   nas_config.validate(config)
+  teacher_dir = os.path.join(workdir, "teacher")
+  # A teacher already there (finished or not) must be this config's: a
+  # finished one is not retrained, so another config's would be used silently.
+  rundir.check_config(teacher_dir, config.teacher)
   os.makedirs(workdir, exist_ok=True)
   data.check_available(config.dataset)
   dataset = data.load(config.dataset)
@@ -51,7 +55,6 @@ def run(config, workdir: str, *, ground_truth_path: str | None = None,
     raise nas_config.NasConfigError(
         f"{path} has {len(rows)} ground-truth rows; train them first "
         "(experiments/nas_ground_truth.py) or let gtnjax nas train them")
-  teacher_dir = os.path.join(workdir, "teacher")
   if not os.path.exists(os.path.join(teacher_dir, "summary.json")):  # else finished
     result = report.train_and_evaluate(config.teacher, teacher_dir, progress=progress)
     if result.get("preempted"):
