@@ -2,9 +2,10 @@
 
     python experiments/nas_report.py        # writes results/nas_fmnist/table.md
 
-Reads `results/nas_fmnist/` (the fixed-cell teacher's `gtnjax nas` run),
-`results/nas_fmnist_population/` (the four-cell teacher's) and, when present,
-`results/nas_fmnist_random_cells/`, each a copy of a `gtnjax nas` workdir's
+Reads `results/nas_fmnist/` (the default, larger-CNN teacher's `gtnjax nas`
+run), `results/nas_fmnist_fixed_cell/` (the first study's fixed-cell
+teacher's), `results/nas_fmnist_population/` (the four-cell teacher's) and,
+when present, `results/nas_fmnist_random_cells/`, each a copy of a `gtnjax nas` workdir's
 `summary.json` and `proxies.csv`, plus the ground truth. Writes four tables:
 every proxy's ranking metrics and cost; the searches each proxy drove; the
 teachers' GTN proxies side by side (with a paired bootstrap over the
@@ -23,7 +24,9 @@ import numpy as np
 from gtnjax.nas import metrics, space
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "results")
-TEACHER_RUNS = (("fixed cell", "nas_fmnist"), ("four cells", "nas_fmnist_population"),
+DEFAULT_RUN = "nas_fmnist"
+TEACHER_RUNS = (("larger CNN (default)", DEFAULT_RUN), ("fixed cell", "nas_fmnist_fixed_cell"),
+                ("four cells", "nas_fmnist_population"),
                 ("random cells (paper)", "nas_fmnist_random_cells"))
 
 
@@ -85,11 +88,11 @@ def search_table(summary: dict) -> list[str]:
 
 def teacher_table(root: str, truth: dict[int, float], resamples: int) -> list[str]:
   """Each teacher's GTN proxy over the candidates it scored, and the paired
-  difference in Spearman from the fixed-cell teacher over the candidates both
+  difference in Spearman from the default teacher over the candidates both
   scored."""
-  fixed = _column(os.path.join(root, "nas_fmnist", "proxies.csv"), "gtn")
+  default = _column(os.path.join(root, DEFAULT_RUN, "proxies.csv"), "gtn")
   lines = ["| teacher | candidates | GTN Spearman [95%] | top half | P@10% | "
-           "− fixed-cell teacher, paired over shared candidates [95%] | "
+           "− default teacher, paired over shared candidates [95%] | "
            "its first training learner: GTN / real data, 16 steps (test) |",
            "|---|---|---|---|---|---|---|"]
   for label, run in TEACHER_RUNS:
@@ -98,12 +101,12 @@ def teacher_table(root: str, truth: dict[int, float], resamples: int) -> list[st
       continue
     e = summary["proxies"]["gtn"]
     paired = ""
-    if run != "nas_fmnist":
+    if run != DEFAULT_RUN:
       gtn = _column(os.path.join(root, run, "proxies.csv"), "gtn")
-      shared = sorted(set(gtn) & set(fixed) & set(truth))
+      shared = sorted(set(gtn) & set(default) & set(truth))
       d = metrics.paired_bootstrap(
           metrics.spearman, np.array([gtn[i] for i in shared]),
-          np.array([fixed[i] for i in shared]), np.array([truth[i] for i in shared]),
+          np.array([default[i] for i in shared]), np.array([truth[i] for i in shared]),
           num_resamples=resamples)
       paired = (f"{d['difference']:+.3f} [{d['interval'][0]:+.3f}, {d['interval'][1]:+.3f}] "
                 f"(n={len(shared)})")
@@ -139,11 +142,11 @@ def depth_table(root: str, truth: dict[int, float]) -> list[str]:
 
 
 def report(root: str = RESULTS, resamples: int = 1000) -> str:
-  summary = _load(root, "nas_fmnist")
+  summary = _load(root, DEFAULT_RUN)
   if summary is None:
-    raise SystemExit(f"no {root}/nas_fmnist/summary.json: run `gtnjax nas` and copy it "
+    raise SystemExit(f"no {root}/{DEFAULT_RUN}/summary.json: run `gtnjax nas` and copy it "
                      "there first (RESULTS.md has the commands)")
-  truth = _column(os.path.join(root, "nas_fmnist", "ground_truth.csv"), "val_acc_seed0")
+  truth = _column(os.path.join(root, DEFAULT_RUN, "ground_truth.csv"), "val_acc_seed0")
   retest = summary["test_retest"]
   parts = [
       f"# GTN-NAS on Fashion-MNIST: {summary['num_candidates']} candidates",
@@ -154,14 +157,14 @@ def report(root: str = RESULTS, resamples: int = 1000) -> str:
       f"{retest['spearman_interval'][1]:.3f}]. GTN: {summary['gtn_steps']} steps; long "
       f"real-data proxy: {summary['real_9x_steps']} steps. Picked: mean over 1000 random "
       f"samples of {summary['picked_sample_size']} candidates.",
-      "", "## Every proxy (fixed-cell teacher)", "", *proxy_table(summary),
+      "", "## Every proxy (default teacher: the larger plain CNN)", "", *proxy_table(summary),
       "", "## Searches driven by each proxy (top 3 by proxy, then their real-data training)",
       "", *search_table(summary),
       "", "## The teachers' GTN proxies", "", *teacher_table(root, truth, resamples),
       "", "## By depth: convolutions on a cell's longest live path", "",
       *depth_table(root, truth), ""]
   text = "\n".join(parts)
-  with open(os.path.join(root, "nas_fmnist", "table.md"), "w") as f:
+  with open(os.path.join(root, DEFAULT_RUN, "table.md"), "w") as f:
     f.write(text)
   return text
 

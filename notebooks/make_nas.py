@@ -10,8 +10,9 @@ cells = [
         "# GTN-NAS: ranking architectures with a few steps on GTN data\n\n"
         "The cell search space, then the committed study: every proxy's ranking of the "
         "ground-truth table (`results/nas_fmnist/`, made by `gtnjax nas --config "
-        "experiments/configs/nas_fmnist.py`). Set `GTNJAX_NAS_DIR` to another `gtnjax nas` "
-        "workdir to look at it instead."),
+        "experiments/configs/nas_fmnist.py`, whose teacher is meta-trained on one plain CNN "
+        "larger than every candidate, the winner of the NAS study in `RESULTS.md`). Set "
+        "`GTNJAX_NAS_DIR` to another `gtnjax nas` workdir to look at it instead."),
     nbf.v4.new_code_cell(
         "import csv, json, os\n"
         "import numpy as np\n"
@@ -74,6 +75,20 @@ cells = [
         "    s = summary['search'][name]\n"
         "    print(f\"{name:14s} evolution picks {s['evolution']['chosen']}: validation \"\n"
         "          f\"{s['evolution']['chosen_validation']:.4f} (best in table {best:.4f})\")"),
+    nbf.v4.new_markdown_cell(
+        "The teachers side by side: the GTN proxy's Spearman under each committed teacher "
+        "(the default larger CNN; the first study's fixed cell; four cells; a random cell per "
+        "learner, the paper's protocol), where its run is in `results/`."),
+    nbf.v4.new_code_cell(
+        "for label, run in (('larger CNN (default)', 'nas_fmnist'), ('fixed cell', 'nas_fmnist_fixed_cell'),\n"
+        "                   ('four cells', 'nas_fmnist_population'),\n"
+        "                   ('random cells (paper)', 'nas_fmnist_random_cells')):\n"
+        "    path = os.path.join(repo, 'results', run, 'summary.json')\n"
+        "    if os.path.exists(path):\n"
+        "        g = json.load(open(path))['proxies']['gtn']\n"
+        "        lo, hi = g['spearman_interval']\n"
+        "        print(f\"{label:22s} {g['num_candidates']:4d} candidates: GTN Spearman \"\n"
+        "              f\"{g['spearman']:+.3f} [{lo:+.3f}, {hi:+.3f}]\")"),
 ]
 
 notebook = nbf.v4.new_notebook(cells=cells, metadata={

@@ -564,7 +564,7 @@ def test_conv_depth_and_nas_report_tables_from_committed_results(tmp_path):
   assert depth("none-none-none-none-none-none") == -1
   # The report reads only committed files: run it on a copy of them.
   results = os.path.join(os.path.dirname(__file__), "..", "results")
-  for run in ("nas_fmnist", "nas_fmnist_population"):
+  for run in ("nas_fmnist", "nas_fmnist_fixed_cell", "nas_fmnist_population"):
     shutil.copytree(os.path.join(results, run), tmp_path / run)
   text = nas_report.report(str(tmp_path), resamples=50)
   assert (tmp_path / "nas_fmnist" / "table.md").read_text() == text
@@ -572,4 +572,5 @@ def test_conv_depth_and_nas_report_tables_from_committed_results(tmp_path):
     summary = json.load(f)
   for name, entry in summary["proxies"].items():
     assert f"| {name} | {entry['spearman']:+.3f} [" in text
-  assert "| four cells |" in text and "random cells" not in text
+  assert "| fixed cell |" in text and "| four cells |" in text
+  assert "random cells" not in text
