@@ -67,6 +67,16 @@ def _program(config, spec, teacher_spec, proxy: str, steps: int):
       gtn_scoring=scoring.gtn_scoring(config)))
 
 
+def matched_steps(seconds: dict[str, float]) -> int:
+  """The registered rule: the largest step count of STEP_GRID whose real-data
+  proxy costs at most the GTN proxy (`seconds`: "gtn" and "real_<steps>")."""
+  affordable = [s for s in STEP_GRID if seconds[f"real_{s}"] <= seconds["gtn"]]
+  if not affordable:
+    raise SystemExit(f"real data at {STEP_GRID[0]} steps costs more than GTN ({seconds}): "
+                     "no step count of the grid matches")
+  return max(affordable)
+
+
 def measure_costs(config, context, rows, arrays) -> dict:
   """Step 1: seconds per candidate of GTN and of real data at each step count."""
   per: dict[str, list[float]] = {}
@@ -83,11 +93,7 @@ def measure_costs(config, context, rows, arrays) -> dict:
           _seconds(_program(config, spec, context.teacher_spec, "real_9x_steps", steps), args))
     jax.clear_caches()
   seconds = {name: float(np.median(v)) for name, v in per.items()}
-  affordable = [s for s in STEP_GRID if seconds[f"real_{s}"] <= seconds["gtn"]]
-  if not affordable:
-    raise SystemExit(f"real data at {STEP_GRID[0]} steps costs more than GTN ({seconds}): "
-                     "no step count of the grid matches")
-  return {"seconds": seconds, "per_candidate": per, "matched_steps": max(affordable),
+  return {"seconds": seconds, "per_candidate": per, "matched_steps": matched_steps(seconds),
           "candidates": [r["index"] for r in rows[:config.cost_candidates]],
           "machine": f"{jax.default_backend()}:{jax.devices()[0].device_kind}"}
 

@@ -7,6 +7,7 @@ import shutil
 import sys
 
 import numpy as np
+import pytest
 
 EXPERIMENTS = os.path.join(os.path.dirname(__file__), "..", "experiments")
 RESULTS = os.path.join(os.path.dirname(__file__), "..", "results", "gtn_vs_real_data")
@@ -109,3 +110,28 @@ def test_nas_study_confirmation_report_scores_a_variant_against_committed_compar
                                            study.CONFIRMATION, str(folder)) if "minus" in l
              and "real_same_steps" in l]
   assert f"({len(common)} candidates): {1 - rho:+.3f}" in line
+
+
+def test_matched_cost_rule_and_its_committed_comparison():
+  """The registered rule of nas_matched_cost.py (the largest real-data step
+  count costing at most GTN's), on made-up and on the committed timings, and
+  its comparator as nas_study.py reads it: every candidate, scored at the
+  step count the rule chose."""
+  path = os.path.join(EXPERIMENTS, "nas_matched_cost.py")
+  spec = importlib.util.spec_from_file_location("nas_matched_cost", path)
+  matched = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(matched)
+  seconds = {"gtn": 0.5, **{f"real_{s}": 0.3 + s / 200 for s in matched.STEP_GRID}}
+  assert matched.matched_steps(seconds) == 32                    # 0.46 <= 0.5 < 0.54
+  seconds["real_80"] = 0.45                                       # noise: a later one cheaper
+  assert matched.matched_steps(seconds) == 80
+  with pytest.raises(SystemExit, match="costs more than GTN"):
+    matched.matched_steps({**seconds, "gtn": 0.1})
+  with open(os.path.join(os.path.dirname(matched.OUT), "matched_cost", "timing.json")) as f:
+    timing = json.load(f)
+  assert timing["matched_steps"] == matched.matched_steps(timing["seconds"])
+  study = _nas_study_module()
+  scores, _ = study._column("real_matched_cost")
+  assert sorted(scores) == list(range(300))
+  with open(os.path.join(os.path.dirname(matched.OUT), "matched_cost", "summary.json")) as f:
+    assert json.load(f)["proxies"]["real_matched_cost"]["learner_steps"] == timing["matched_steps"]
