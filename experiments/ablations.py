@@ -3,7 +3,8 @@
     TFDS_DATA_DIR=../shared/tfds python experiments/ablations.py          # runs not yet done
     python experiments/ablations.py --report                             # table + meta-loss plot
 
-Each run is `mnist.py:cpu` with one change, for meta-training seeds 0 and 1:
+Each run is `mnist.py:cpu` with one change, for meta-training seeds 0 and 1
+(and the curriculum's extremes again at T=32):
 the curriculum (`full` is `gtn_vs_real_data.py`'s `mnist_s0`/`mnist_s1`, reused
 when present), and weight normalisation switched off in the learners and the
 generator. The paper found the full learned curriculum clearly best (about
@@ -29,10 +30,16 @@ VARIANTS = {
     "curriculum_none": {"curriculum": "none"},
     "no_weight_norm": {"weight_norm": "false"},
 }
+# Issue #22 part 2 asks whether the curriculum finding of T=8 holds at the
+# paper's horizon. Registered before it ran (2026-12-04): the extremes of the
+# T=8 ordering at T=32, against gtn_vs_real_data.py's mnist_t32_s0/_s1; the
+# finding holds if the full curriculum is ahead of `none` on both seeds.
+VARIANTS["curriculum_none_t32"] = {"curriculum": "none", "inner_steps": "32"}
 SEEDS = (0, 1)
 # The full curriculum with weight norm is the main comparison's run.
-REUSED = {f"curriculum_full_s{s}": os.path.join(runner.REPO, "results", "gtn_vs_real_data", f"mnist_s{s}")
-          for s in SEEDS}
+_MAIN = os.path.join(runner.REPO, "results", "gtn_vs_real_data")
+REUSED = {**{f"curriculum_full_s{s}": os.path.join(_MAIN, f"mnist_s{s}") for s in SEEDS},
+          **{f"curriculum_full_t32_s{s}": os.path.join(_MAIN, f"mnist_t32_s{s}") for s in SEEDS}}
 
 
 SUITE: runner.Suite = {
