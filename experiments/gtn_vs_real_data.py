@@ -82,6 +82,17 @@ SUITE: runner.Suite = {
     "mnist_alone_cnn_small_gap_s0": (CPU["mnist"], {
         "seed": "0", "learner": "cnn_small_gap", "eval_learners": "cnn_small_gap,cnn_gap",
         "eval_seeds": "10"}),
+    # Issue #22 part 3, registered before it ran (2026-12-04): a proposed fix.
+    # At the initial teacher of that population, cnn_small's meta-gradient is
+    # 6x cnn_small_gap's and drives 86% of the mean gradient's direction
+    # (experiments/population_gradients.py, results/population_gradients/).
+    # population_gradient="balanced" rescales each architecture's gradient to
+    # their mean norm. It fixes the population's pooling member if GTN is
+    # ahead of both baselines on cnn_small_gap (standard error below half the
+    # difference) while cnn_small, mlp and the unseen cnn stay ahead of both.
+    "mnist_population_cnn_small_mlp_gap_balanced_s0": (CPU["mnist"], {
+        "seed": "0", "learner": "cnn_small,mlp,cnn_small_gap", "population_gradient": "balanced",
+        "eval_learners": f"cnn_small,mlp,cnn_small_gap,cnn,cnn_gap,{CELL}", "eval_seeds": "10"}),
     "mnist_distillation_s0": (CPU["mnist"], {"seed": "0", "teacher": "distillation"}),
     # Dataset distillation learns raw pixels: at the generator's meta lr of
     # 0.001 they hardly move in 200 steps (the run above stays near chance), so
@@ -211,7 +222,7 @@ def seeds_report(results_root: str) -> list[str]:
 
 def difference_report(results_root: str) -> list[str]:
   """For the runs registered with 10 fresh learners (held-out seeds, T=32,
-  one pooling network alone):
+  one pooling network alone, the balanced population):
   GTN minus each real-data baseline, learner by learner (the three columns
   train the same initialisations), with the standard error of the mean
   difference and whether it is below half the difference (issue #22's bar)."""
@@ -220,7 +231,7 @@ def difference_report(results_root: str) -> list[str]:
   lines = ["| run | learner | learners | baseline | GTN − baseline, mean | standard error "
            "| SE < half the difference |", "|---|---|---|---|---|---|---|"]
   for name in SUITE:
-    if not any(tag in name for tag in ("_heldout_", "_t32_", "_alone_")):
+    if not any(tag in name for tag in ("_heldout_", "_t32_", "_alone_", "_balanced_")):
       continue
     path = os.path.join(results_root, name, rundir.SUMMARY_FILE)
     if not os.path.exists(path):

@@ -73,3 +73,12 @@ def test_default_train_config_is_the_embedded_digits_run_from_any_folder(folder,
   digits = gconfig.load_config_file(configs.DIGITS)
   assert config.to_dict() == digits.to_dict()
   assert (config.num_meta_steps, config.population) == (600, 2)  # not default_config()'s
+
+
+def test_population_gradient_must_be_a_known_combination():
+  config = gconfig.default_config()
+  config.population_gradient = "sum"
+  with pytest.raises(gconfig.ConfigError, match="population_gradient.*mean.*balanced"):
+    gconfig.validate(config)
+  config.population_gradient = "balanced"
+  gconfig.validate(config)

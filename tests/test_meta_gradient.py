@@ -13,10 +13,13 @@ second): every check compiles with QUICK_COMPILE, and setups checked together
 share one compiled program (`check_directional_derivatives` with a list).
 """
 
+import dataclasses
 import itertools
 
 import chex
 import jax
+import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from _derivative_checks import (QUICK_COMPILE, check_directional_derivatives,
@@ -206,3 +209,49 @@ def test_remat_policies_give_the_same_gradient():
   for remat, grad in zip(inner_loop.REMAT_POLICIES[1:], grads[1:]):
     chex.assert_trees_all_close(grad, grads[0], rtol=1e-10, atol=1e-14,
                                 custom_message=f"remat={remat} vs none")
+
+
+def test_balanced_population_gradient_rescales_each_architecture_to_the_mean_norm():
+  """population_gradient="balanced": the teacher's update is the mean of the
+  architectures' meta-gradients (each the gradient of `meta_loss` restricted
+  to it, which is what the finite-difference checks above cover) rescaled to
+  the mean of their norms. Checked through `meta_step` with plain SGD at lr 1,
+  whose update is minus the gradient it was given."""
+  import optax
+  mlp = tiny_learner(conv_widths=(), hidden_widths=(6,), name="tiny_mlp")
+  setups = {mode: dataclasses.replace(
+      tiny_setup("distillation", soft_labels=True, learner_specs=(tiny_learner(), mlp)),
+      population_gradient=mode) for mode in ("mean", "balanced")}
+  params, _ = meta_loss_problem(setups["mean"])
+  images = jax.random.normal(jax.random.key(1), (40, *SHAPE), jnp.float64)
+  labels = jnp.arange(40) % CLASSES
+  key = jax.random.key(2)
+  step_key = jax.random.fold_in(key, 0)
+
+  def per_architecture(p):
+    return [jax.grad(lambda q, a=a: meta.meta_loss(q, setups["mean"], step_key, images, labels,
+                                                   architectures=(a,))[0])(p) for a in (0, 1)]
+
+  def update(mode, p):
+    optimizer = optax.sgd(1.0)
+    state = meta.MetaState(jnp.zeros((), jnp.int32), p, optimizer.init(p), jnp.zeros((), jnp.int32))
+    new, metrics = meta.meta_step(state, key, images, labels, setup=setups[mode],
+                                  optimizer=optimizer)
+    return jax.tree.map(jnp.subtract, p, new.teacher_params), metrics
+
+  grads, (balanced, balanced_metrics), (mean, mean_metrics) = jax.jit(
+      lambda p: (per_architecture(p), update("balanced", p), update("mean", p)),
+      compiler_options=QUICK_COMPILE)(params)
+  norms = [optax.tree.norm(g) for g in grads]
+  assert max(norms) > 1.5 * min(norms)  # unequal, or balancing would change nothing
+  want = jax.tree.map(lambda g0, g1: (norms[0] + norms[1]) / 4 * (g0 / norms[0] + g1 / norms[1]),
+                      *grads)
+  chex.assert_trees_all_close(balanced, want, rtol=1e-10, atol=1e-14)
+  # The mean's gradient is the plain average, and the reported meta-loss is the same.
+  chex.assert_trees_all_close(mean, jax.tree.map(lambda g0, g1: (g0 + g1) / 2, *grads),
+                              rtol=1e-10, atol=1e-14)
+  np.testing.assert_allclose(balanced_metrics["meta_loss"], mean_metrics["meta_loss"], rtol=1e-12)
+  np.testing.assert_allclose(balanced_metrics["architecture_grad_norm_ratio"],
+                             min(norms) / max(norms), rtol=1e-10)
+  with pytest.raises(ValueError, match="population_gradient must be one of"):
+    dataclasses.replace(setups["mean"], population_gradient="sum")

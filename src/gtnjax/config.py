@@ -17,7 +17,7 @@ import os
 
 import ml_collections
 
-from gtnjax import inner_loop, layers, registry, teacher
+from gtnjax import inner_loop, layers, meta, registry, teacher
 
 
 class ConfigError(ValueError):
@@ -95,6 +95,10 @@ _FIELDS: dict[str, tuple] = {
     # training batch, i.e. running-average momentum 0).
     "cell_batch_norm": ("mean", RUN, CONSTANT, ADDED_LATER),
     "ranking_weight": (0.0, RUN, TEACHER, ADDED_LATER),
+    # How the architectures' meta-gradients combine (gtnjax.meta.MetaSetup):
+    # "mean" (the paper's: the gradient of the mean meta-loss) | "balanced"
+    # (each rescaled to the mean of their norms, then averaged).
+    "population_gradient": ("mean", RUN, TEACHER, ADDED_LATER),
     # A non-finite meta-gradient skips the update (params and Adam state kept);
     # this many skips in a row stop the run with an error (1: the paper's code,
     # which stops on the first; 0: never stop).
@@ -311,6 +315,8 @@ def validate(config, custom_learners: tuple[str, ...] = ()) -> None:
   need(config.cell_batch_norm in network.BATCH_NORMS, "cell_batch_norm",
        f"choose one of {', '.join(network.BATCH_NORMS)}")
   need(config.ranking_weight >= 0, "ranking_weight", "must be >= 0 (0: no ranking loss)")
+  need(config.population_gradient in meta.POPULATION_GRADIENTS, "population_gradient",
+       f"must be one of {meta.POPULATION_GRADIENTS}")
   need(config.ranking_weight == 0 or pool_learner in learner_names(config), "ranking_weight",
        f"ranks the labelled cells of the learner {pool_learner}: set learner={pool_learner!r}")
   need(config.ranking_weight == 0 or config.population >= 2, "ranking_weight",

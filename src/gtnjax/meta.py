@@ -3,7 +3,8 @@
 One meta-step samples a population of P freshly initialised learners per
 architecture, trains each on the same teacher curriculum with `unroll`, scores
 them on real probe batches, and takes one optax step on the teacher's
-parameters with the gradient of the mean meta-loss. The population is a
+parameters with the gradient of the mean meta-loss (or, `balanced`, the mean
+of the architectures' gradients each rescaled to their mean norm). The population is a
 leading axis handled by `jax.vmap` (one vmap per architecture), so it can be
 sharded over devices by `gtnjax.parallel` without changing this code.
 """
@@ -25,6 +26,8 @@ from gtnjax.generator import SATURATION_THRESHOLD
 from gtnjax.teacher import TeacherSpec, draw_rows
 
 
+POPULATION_GRADIENTS = ("mean", "balanced")
+
 
 @dataclasses.dataclass(frozen=True)
 class MetaSetup:
@@ -40,6 +43,12 @@ class MetaSetup:
     ranking_weight: weight of `ranking_loss` over the population of each
       learner that labels its cells (`cell_label`, the "cell:pool" cell
       networks); 0 is the paper's meta-loss.
+    population_gradient: how the architectures' meta-gradients combine:
+      "mean" (the gradient of the mean meta-loss, the paper's) or "balanced"
+      (each architecture's gradient rescaled to the mean of their norms, then
+      averaged: an architecture whose gradient is small, e.g. a
+      global-pooling network beside plain CNNs, still steers the teacher as
+      much as the others). The same with one architecture.
   """
   teacher: TeacherSpec
   learners: tuple[Learner, ...]
@@ -48,6 +57,12 @@ class MetaSetup:
   probe_every: int
   remat: str = "block"
   ranking_weight: float = 0.0
+  population_gradient: str = "mean"
+
+  def __post_init__(self):
+    if self.population_gradient not in POPULATION_GRADIENTS:
+      raise ValueError(f"population_gradient must be one of {POPULATION_GRADIENTS}, "
+                       f"got {self.population_gradient!r}")
 
   @property
   def num_probes(self) -> int:
@@ -110,7 +125,8 @@ def ranking_loss(final_losses: jax.Array, labels: jax.Array) -> jax.Array:
 
 def meta_loss(teacher_params: Params, setup: MetaSetup, key: jax.Array,
               train_images: jax.Array, train_labels: jax.Array,
-              placement: parallel.Placement | None = None
+              placement: parallel.Placement | None = None,
+              architectures: tuple[int, ...] | None = None
               ) -> tuple[jax.Array, dict[str, jax.Array]]:
   """Mean over the population of the summed probe losses (plus
   `setup.ranking_weight` times `ranking_loss` for labelled cells).
@@ -122,6 +138,8 @@ def meta_loss(teacher_params: Params, setup: MetaSetup, key: jax.Array,
     train_images: [N, H, W, C] real images the probes are drawn from.
     train_labels: [N] int32.
     placement: optional sharding constraints (see `parallel.Placement`).
+    architectures: the indices into `setup.learners` trained (default all),
+      with the whole setup's curriculum, probes and learner keys.
 
   Returns:
     (meta-loss, aux metrics: final probe loss and accuracy, means over learners).
@@ -140,24 +158,22 @@ def meta_loss(teacher_params: Params, setup: MetaSetup, key: jax.Array,
     for sharding in placement.probes:
       probes = jax.lax.with_sharding_constraint(probes, sharding)
 
-  losses, final_losses, final_accuracies, ranking = [], [], [], []
-  for spec, spec_keys in zip(setup.learners, keys):
+  per_architecture, ranking = [], []  # (summed, final probe loss, final accuracy) [P] each
+  for index in range(len(setup.learners)) if architectures is None else architectures:
+    spec, spec_keys = setup.learners[index], keys[index]
     def one_learner(learner_key, spec=spec):
       state = inner_loop.init_state(spec, learner_key)
       out = inner_loop.unroll(spec, state, batches, probes, setup.remat)
       return jnp.sum(out.probe_losses), out.probe_losses[-1], out.probe_accuracy[-1]
 
-    loss, final_loss, final_accuracy = _over_population(spec, one_learner, spec_keys)
-    losses.append(loss)
-    final_losses.append(final_loss)
-    final_accuracies.append(final_accuracy)
+    per_architecture.append(_over_population(spec, one_learner, spec_keys))
     label_of = getattr(spec, "cell_label", None)
     if setup.ranking_weight and label_of is not None and label_of(spec_keys[0]) is not None:
-      ranking.append(ranking_loss(final_loss, jax.vmap(label_of)(spec_keys)))
+      ranking.append(ranking_loss(per_architecture[-1][1], jax.vmap(label_of)(spec_keys)))
 
-  aux = {"final_loss": jnp.mean(jnp.stack(final_losses)),
-         "meta_accuracy": jnp.mean(jnp.stack(final_accuracies))}
-  total = jnp.mean(jnp.stack(losses))
+  losses, final_losses, final_accuracies = map(jnp.stack, zip(*per_architecture))
+  aux = {"final_loss": jnp.mean(final_losses), "meta_accuracy": jnp.mean(final_accuracies)}
+  total = jnp.mean(losses)
   if ranking:
     aux["ranking_loss"] = jnp.mean(jnp.stack(ranking))
     total = total + setup.ranking_weight * aux["ranking_loss"]
@@ -196,8 +212,12 @@ def meta_step(state: MetaState, key: jax.Array, train_images: jax.Array,
     (state after the step, scalar metrics).
   """
   step_key = jax.random.fold_in(key, state.step)
-  (loss, aux), grads = jax.value_and_grad(meta_loss, has_aux=True)(
-      state.teacher_params, setup, step_key, train_images, train_labels, placement)
+  if setup.population_gradient == "balanced" and len(setup.learners) > 1:
+    loss, aux, grads = _balanced_value_and_grad(state.teacher_params, setup, step_key,
+                                                train_images, train_labels, placement)
+  else:
+    (loss, aux), grads = jax.value_and_grad(meta_loss, has_aux=True)(
+        state.teacher_params, setup, step_key, train_images, train_labels, placement)
   grad_norm = optax.tree.norm(grads)
   finite = jnp.isfinite(grad_norm) & jnp.isfinite(loss)
   updates, opt_state = optimizer.update(grads, state.opt_state, state.teacher_params)
@@ -220,6 +240,34 @@ def meta_step(state: MetaState, key: jax.Array, train_images: jax.Array,
       "inner_momentum_max": jnp.max(momentum),
   }
   return new_state, metrics
+
+
+def _balanced_value_and_grad(teacher_params: Params, setup: MetaSetup, key: jax.Array,
+                             train_images: jax.Array, train_labels: jax.Array,
+                             placement: parallel.Placement | None):
+  """(mean meta-loss, aux, balanced gradient): each architecture's meta-gradient
+  on its own (the same curriculum, probes and learners as the whole population)
+  rescaled to the mean of their norms, then averaged. Costs one generator
+  backward pass per architecture more than the mean's gradient; the unrolls
+  cost the same. A non-finite gradient of any architecture makes the result
+  non-finite, so the step is skipped as usual."""
+  per_architecture = [
+      jax.value_and_grad(meta_loss, has_aux=True)(
+          teacher_params, setup, key, train_images, train_labels, placement, (index,))
+      for index in range(len(setup.learners))]
+  norms = jnp.stack([optax.tree.norm(grads) for _, grads in per_architecture])
+  # A zero gradient stays zero; the floor only keeps 0/0 out.
+  weights = jnp.mean(norms) / jnp.maximum(norms, jnp.finfo(norms.dtype).tiny) / len(norms)
+  grads = jax.tree.map(lambda *leaves: sum(w * leaf for w, leaf in zip(weights, leaves)),
+                       *[grads for _, grads in per_architecture])
+  losses = [loss for (loss, _), _ in per_architecture]
+  auxes = [aux for (_, aux), _ in per_architecture]
+  # Means over the architectures that report each metric (only labelled
+  # cells report a ranking loss).
+  aux = {name: jnp.mean(jnp.stack([a[name] for a in auxes if name in a]))
+         for name in dict.fromkeys(n for a in auxes for n in a)}
+  aux["architecture_grad_norm_ratio"] = jnp.min(norms) / jnp.max(norms)
+  return jnp.mean(jnp.stack(losses)), aux, grads
 
 
 def make_meta_step(setup: MetaSetup, optimizer: optax.GradientTransformation,

@@ -94,7 +94,8 @@ def prepare(config, *, data_dir: str | None = None, learners: Sequence[Any] = ()
   setup = meta.MetaSetup(teacher=tspec, learners=specs, population=config.population,
                          meta_batch_size=config.meta_batch_size,
                          probe_every=config.probe_every or config.inner_steps,
-                         remat=config.remat, ranking_weight=config.ranking_weight)
+                         remat=config.remat, ranking_weight=config.ranking_weight,
+                         population_gradient=config.population_gradient)
   optimizer = meta.make_optimizer(config.meta_lr, config.num_meta_steps,
                                   config.final_relative_lr, config.grad_clip,
                                   config.adam_b1, config.adam_b2)
