@@ -17,7 +17,7 @@ import os
 
 import ml_collections
 
-from gtnjax import inner_loop, layers, meta, registry, teacher
+from gtnjax import inner_loop, layers, registry, teacher
 
 
 class ConfigError(ValueError):
@@ -315,8 +315,9 @@ def validate(config, custom_learners: tuple[str, ...] = ()) -> None:
   need(config.cell_batch_norm in network.BATCH_NORMS, "cell_batch_norm",
        f"choose one of {', '.join(network.BATCH_NORMS)}")
   need(config.ranking_weight >= 0, "ranking_weight", "must be >= 0 (0: no ranking loss)")
-  need(config.population_gradient in meta.POPULATION_GRADIENTS, "population_gradient",
-       f"must be one of {meta.POPULATION_GRADIENTS}")
+  # gtnjax.meta.POPULATION_GRADIENTS (a layer above this module; a test keeps them equal).
+  need(config.population_gradient in ("mean", "balanced"), "population_gradient",
+       "must be one of ('mean', 'balanced')")
   need(config.ranking_weight == 0 or pool_learner in learner_names(config), "ranking_weight",
        f"ranks the labelled cells of the learner {pool_learner}: set learner={pool_learner!r}")
   need(config.ranking_weight == 0 or config.population >= 2, "ranking_weight",
