@@ -93,6 +93,16 @@ SUITE: runner.Suite = {
     "mnist_population_cnn_small_mlp_gap_balanced_s0": (CPU["mnist"], {
         "seed": "0", "learner": "cnn_small,mlp,cnn_small_gap", "population_gradient": "balanced",
         "eval_learners": f"cnn_small,mlp,cnn_small_gap,cnn,cnn_gap,{CELL}", "eval_seeds": "10"}),
+    # Registered 2026-12-04 after mnist_alone_cnn_small_gap_s0 (a tie with
+    # real data at T=8: even alone, 8 steps teach a pooling network little)
+    # and before any balanced result: the balanced population at the horizon
+    # where real data does teach pooling networks (0.68 / 0.50 at T=32), with
+    # the same success rule as the T=8 balanced run, beside the registered
+    # mnist_population_cnn_small_mlp_gap_t32_s0 (the mean's gradient).
+    "mnist_population_cnn_small_mlp_gap_balanced_t32_s0": (CPU["mnist"], {
+        "seed": "0", "inner_steps": "32", "learner": "cnn_small,mlp,cnn_small_gap",
+        "population_gradient": "balanced",
+        "eval_learners": f"cnn_small,mlp,cnn_small_gap,cnn,cnn_gap,{CELL}", "eval_seeds": "10"}),
     "mnist_distillation_s0": (CPU["mnist"], {"seed": "0", "teacher": "distillation"}),
     # Dataset distillation learns raw pixels: at the generator's meta lr of
     # 0.001 they hardly move in 200 steps (the run above stays near chance), so
