@@ -103,6 +103,23 @@ SUITE: runner.Suite = {
         "seed": "0", "inner_steps": "32", "learner": "cnn_small,mlp,cnn_small_gap",
         "population_gradient": "balanced",
         "eval_learners": f"cnn_small,mlp,cnn_small_gap,cnn,cnn_gap,{CELL}", "eval_seeds": "10"}),
+    # Issue #22 part 3, registered 2026-12-04 before it ran, after
+    # experiments/schedule_travel.py showed that no learned schedule at the
+    # `cpu` scale could leave its initial value (lr 0.1, momentum 0.5) by more
+    # than ~11%: Adam at meta_lr 0.001 moves a parameter ~0.11 in 200
+    # meta-steps, and the schedules used all of it. The pooling networks'
+    # best real-data setting is lr 0.1 with momentum 0.9 (effective step ~2x
+    # cnn_small's best), out of that reach. Here the schedule gets the paper's
+    # meta lr, 0.02 (budget ~2.2 in log space), the generator keeps 0.001, and
+    # momentum is bounded by a sigmoid (the study's `official` row, log
+    # momentum at meta lr 0.02, passed 1). No value was tuned. Success rule,
+    # as for the balanced run: GTN ahead of both baselines on cnn_small_gap
+    # (standard error below half the difference) while cnn_small, mlp and the
+    # unseen cnn stay ahead of both; the unseen cnn_gap is reported beside it.
+    "mnist_population_cnn_small_mlp_gap_free_schedule_s0": (CPU["mnist"], {
+        "seed": "0", "learner": "cnn_small,mlp,cnn_small_gap", "schedule_meta_lr": "0.02",
+        "momentum_parameterisation": "sigmoid",
+        "eval_learners": f"cnn_small,mlp,cnn_small_gap,cnn,cnn_gap,{CELL}", "eval_seeds": "10"}),
     "mnist_distillation_s0": (CPU["mnist"], {"seed": "0", "teacher": "distillation"}),
     # Dataset distillation learns raw pixels: at the generator's meta lr of
     # 0.001 they hardly move in 200 steps (the run above stays near chance), so

@@ -85,3 +85,11 @@ def test_population_gradient_must_be_one_gtnjax_meta_knows():
   for value in meta.POPULATION_GRADIENTS:
     config.population_gradient = value
     gconfig.validate(config)
+
+
+def test_a_negative_schedule_meta_lr_is_refused_naming_the_fallback():
+  config = gconfig.default_config()
+  config.schedule_meta_lr = -0.01
+  with pytest.raises(gconfig.ConfigError, match="schedule_meta_lr' = -0.01: must be >= 0 "
+                     r"\(0: the schedule is updated with meta_lr\)"):
+    gconfig.validate(config)

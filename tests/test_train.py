@@ -8,6 +8,7 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from gtnjax import (checkpointing, config as gconfig, evaluation, meta, parallel, registry,
@@ -237,3 +238,44 @@ def test_real_data_baseline_is_chosen_on_validation_never_on_test():
   assert (test_scrambled["lr"], test_scrambled["momentum"]) == (honest["lr"], honest["momentum"])
   assert test_scrambled["mean"] < honest["mean"] - 0.1  # the report does read test
   assert validation_scrambled["sweep"] != honest["sweep"]
+
+
+def test_schedule_meta_lr_gives_the_schedule_its_own_adam_step():
+  """Adam moves each parameter about its learning rate per step whatever the
+  gradient's size, so over a run a parameter travels at most about the sum of
+  its learning rates (the "step budget" of experiments/schedule_travel.py);
+  `schedule_meta_lr` sets that sum for the schedule's parameters alone, and
+  the learned-schedule baseline (a schedule and nothing else) inherits it."""
+  from gtnjax import baselines, teacher
+  steps = 6
+
+  def travel(config):
+    run = train.prepare(config)
+    params = run.setup.teacher.init(run.keys()[0])
+    grads = jax.tree.map(jnp.ones_like, params)  # one sign throughout: full Adam steps
+    state = run.optimizer.init(params)
+    moved = params
+    for _ in range(steps):
+      updates, state = run.optimizer.update(grads, state, moved)
+      moved = optax.apply_updates(moved, updates)
+    return {name: float(jnp.max(jnp.abs(jnp.ravel(a - b)))) for name, (a, b) in
+            ((name, (jax.tree.leaves(moved[name])[0], jax.tree.leaves(params[name])[0]))
+             for name in params)}
+
+  def budget(lr, config):
+    decay = optax.cosine_decay_schedule(lr, config.num_meta_steps, config.final_relative_lr)
+    return sum(float(decay(step)) for step in range(steps))
+
+  plain = tiny_config(num_meta_steps=10)
+  own = tiny_config(num_meta_steps=10, schedule_meta_lr=50 * plain.meta_lr)
+  for config in (plain, own):
+    moved = travel(config)
+    schedule_lr = config.schedule_meta_lr or config.meta_lr
+    assert "log_lr" in moved and len(moved) > 2
+    for name, distance in moved.items():
+      lr = schedule_lr if name in teacher.SCHEDULE_PARAMETERS else config.meta_lr
+      np.testing.assert_allclose(distance, budget(lr, config), rtol=1e-3, err_msg=name)
+  # Only a non-default value enters the run's key; the baseline gets its own cache entry.
+  assert "schedule_meta_lr" not in gconfig.run_key_values(plain)
+  assert baselines.learned_schedule_config(own).schedule_meta_lr == own.schedule_meta_lr
+  assert baselines.learned_schedule_workdir(own) != baselines.learned_schedule_workdir(plain)

@@ -79,6 +79,13 @@ _FIELDS: dict[str, tuple] = {
     # (experiments/meta_lr_study.py, results/meta_lr_study/result.json).
     "meta_lr": (0.001, RUN),
     "final_relative_lr": (0.1, RUN),  # cosine decay to this fraction of meta_lr
+    # Adam's learning rate for the learned schedule (log lr, momentum) alone; 0:
+    # meta_lr. Adam moves a parameter about its learning rate per step, so at
+    # meta_lr 0.001 and 200 meta-steps the schedule can travel only ~0.11 in
+    # log space (lr and momentum within ~11% of their initial values), which
+    # every such run used up (experiments/schedule_travel.py). The real-data
+    # learned-schedule baseline uses the same value.
+    "schedule_meta_lr": (0.0, RUN, ADDED_LATER),
     "grad_clip": (10.0, RUN),  # global-norm clip of the meta-gradient; 0 disables
     "adam_b1": (0.9, RUN),
     "adam_b2": (0.999, RUN),
@@ -264,6 +271,8 @@ def validate(config, custom_learners: tuple[str, ...] = ()) -> None:
          "must be a positive integer")
   for field in ("meta_lr", "init_inner_lr", "init_inner_momentum"):
     need(config[field] > 0, field, "must be positive (it is log-parameterised or a step size)")
+  need(config.schedule_meta_lr >= 0, "schedule_meta_lr",
+       "must be >= 0 (0: the schedule is updated with meta_lr)")
   need(0 < config.final_relative_lr <= 1, "final_relative_lr", "must be in (0, 1]")
   need(config.grad_clip >= 0, "grad_clip", "must be >= 0 (0 disables clipping)")
   need(0 <= config.adam_b1 < 1, "adam_b1", "must be in [0, 1)")

@@ -23,7 +23,7 @@ from gtnjax import inner_loop, parallel
 from gtnjax.layers import Params
 from gtnjax.learners import Learner
 from gtnjax.generator import SATURATION_THRESHOLD
-from gtnjax.teacher import TeacherSpec, draw_rows
+from gtnjax.teacher import SCHEDULE_PARAMETERS, TeacherSpec, draw_rows
 
 
 POPULATION_GRADIENTS = ("mean", "balanced")
@@ -77,12 +77,30 @@ class MetaState(NamedTuple):
 
 
 def make_optimizer(meta_lr: float, num_meta_steps: int, final_relative_lr: float,
-                   grad_clip: float, b1: float = 0.9, b2: float = 0.999
-                   ) -> optax.GradientTransformation:
-  """Adam with cosine decay to final_relative_lr * meta_lr, after global-norm clipping."""
-  schedule = optax.cosine_decay_schedule(meta_lr, num_meta_steps, alpha=final_relative_lr)
+                   grad_clip: float, b1: float = 0.9, b2: float = 0.999,
+                   schedule_meta_lr: float = 0.0) -> optax.GradientTransformation:
+  """Adam with cosine decay to final_relative_lr * meta_lr, after global-norm clipping.
+
+  schedule_meta_lr: if > 0 and not meta_lr, the learned schedule's parameters
+  (`teacher.SCHEDULE_PARAMETERS`) get their own Adam with this learning rate
+  (the same decay): Adam moves each parameter about its learning rate per
+  step, so a meta_lr small enough for the generator keeps the schedule near
+  its initial value.
+  """
+  def adam(lr: float) -> optax.GradientTransformation:
+    decay = optax.cosine_decay_schedule(lr, num_meta_steps, alpha=final_relative_lr)
+    return optax.adam(decay, b1=b1, b2=b2)
+
   clip = optax.clip_by_global_norm(grad_clip) if grad_clip > 0 else optax.identity()
-  return optax.chain(clip, optax.adam(schedule, b1=b1, b2=b2))
+  if not schedule_meta_lr or schedule_meta_lr == meta_lr:
+    return optax.chain(clip, adam(meta_lr))
+
+  def labels(params: Params) -> Params:
+    return {name: jax.tree.map(lambda _, name=name: (
+                "schedule" if name in SCHEDULE_PARAMETERS else "teacher"), subtree)
+            for name, subtree in params.items()}
+  return optax.chain(clip, optax.multi_transform(
+      {"teacher": adam(meta_lr), "schedule": adam(schedule_meta_lr)}, labels))
 
 
 def init_state(setup: MetaSetup, optimizer: optax.GradientTransformation,

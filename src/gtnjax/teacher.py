@@ -45,6 +45,8 @@ from gtnjax.layers import Params
 
 TEACHER_KINDS = ("generator", "real_data", "distillation")
 MOMENTUM_PARAMETERISATIONS = ("log", "sigmoid")
+# The teacher parameters that hold the learned schedule (`TeacherSpec.init`).
+SCHEDULE_PARAMETERS = ("log_lr", "log_momentum", "momentum_logit")
 OUTPUT_INITS = ("data", "none")
 
 

@@ -98,7 +98,8 @@ def prepare(config, *, data_dir: str | None = None, learners: Sequence[Any] = ()
                          population_gradient=config.population_gradient)
   optimizer = meta.make_optimizer(config.meta_lr, config.num_meta_steps,
                                   config.final_relative_lr, config.grad_clip,
-                                  config.adam_b1, config.adam_b2)
+                                  config.adam_b1, config.adam_b2,
+                                  schedule_meta_lr=config.schedule_meta_lr)
   return Run(config, dataset, setup, optimizer, custom)
 
 
