@@ -32,18 +32,19 @@ def curves_of_run(workdir: str, num_seeds: int, with_baselines: bool = True
                   ) -> dict[str, list[float]]:
   run, params, _ = train.load_teacher(workdir)
   config = run.config
-  spec = run.learner_spec(gconfig.learner_names(config)[0])
+  name = gconfig.learner_names(config)[0]
+  spec = run.learner_spec(name)
+  teacher_spec, own_params = run.teacher_for(name, params)
   out = {"gtn": evaluation.learning_curve(
-      spec, run.dataset, jax.tree_util.Partial(run.teacher_spec.batches, params),
+      spec, run.dataset, jax.tree_util.Partial(teacher_spec.batches, own_params),
       seed=config.seed, num_seeds=num_seeds)["mean"]}
   if not with_baselines:
     return out
   learned = report.trained_learned_schedule(run)
   if learned is not None:
-    baseline_run, baseline_params = learned
+    baseline_spec, baseline_params = learned[0].teacher_for(name, learned[1])
     out["real_data_learned_schedule"] = evaluation.learning_curve(
-        spec, run.dataset, jax.tree_util.Partial(
-            baseline_run.teacher_spec.batches, baseline_params),
+        spec, run.dataset, jax.tree_util.Partial(baseline_spec.batches, baseline_params),
         seed=config.seed, num_seeds=num_seeds)["mean"]
   best = baselines.constant_schedule(run, spec.name, num_seeds)
   out["real_data_constant"] = evaluation.learning_curve(

@@ -255,3 +255,43 @@ def test_balanced_population_gradient_rescales_each_architecture_to_the_mean_nor
                              min(norms) / max(norms), rtol=1e-10)
   with pytest.raises(ValueError, match="population_gradient must be one of"):
     dataclasses.replace(setups["mean"], population_gradient="sum")
+
+
+def test_a_schedule_per_architecture_trains_each_on_its_own_row():
+  """`TeacherSpec.schedules` = A: each architecture's learners train on the same
+  data with their own schedule row, so the meta-loss is the mean over the
+  architectures of the one-schedule meta-loss with that row, and so is its
+  gradient (row a's gradient is 1/A of architecture a's schedule gradient:
+  the one-schedule gradients are the ones the finite-difference checks
+  above cover). `schedule` and `batches` give the rows' mean."""
+  mlp = tiny_learner(conv_widths=(), hidden_widths=(6,), name="tiny_mlp")
+  shared = tiny_setup("distillation", learner_specs=(tiny_learner(), mlp))
+  own = dataclasses.replace(shared, teacher=dataclasses.replace(shared.teacher, schedules=2))
+  params, _ = meta_loss_problem(own)
+  assert params["log_lr"].shape == (2, shared.teacher.inner_steps)
+  # Rows far apart, so that a mix-up of rows changes every number below.
+  params = {**params, "log_lr": params["log_lr"] + jnp.array([[0.0], [-1.5]]),
+            "log_momentum": params["log_momentum"] + jnp.array([[-0.5], [0.2]])}
+  images = jax.random.normal(jax.random.key(1), (40, *SHAPE), jnp.float64)
+  labels = jnp.arange(40) % CLASSES
+  key = meta_step_key()
+
+  def per_row(p):
+    return [jax.value_and_grad(lambda q, a=a: meta.meta_loss(
+        q, shared, key, images, labels, architectures=(a,))[0])(
+            own.teacher.for_schedule(p, a)[1]) for a in (0, 1)]
+
+  (loss, grads), rows = jax.jit(
+      lambda p: (jax.value_and_grad(lambda q: meta.meta_loss(q, own, key, images, labels)[0])(p),
+                 per_row(p)), compiler_options=QUICK_COMPILE)(params)
+  np.testing.assert_allclose(loss, (rows[0][0] + rows[1][0]) / 2, rtol=1e-12)
+  assert abs(rows[0][0] - rows[1][0]) > 1e-3  # the rows do train differently
+  for name in ("log_lr", "log_momentum"):
+    for a in (0, 1):
+      np.testing.assert_allclose(grads[name][a], rows[a][1][name] / 2, rtol=1e-9, atol=1e-14)
+  np.testing.assert_allclose(grads["pixels"], (rows[0][1]["pixels"] + rows[1][1]["pixels"]) / 2,
+                             rtol=1e-9, atol=1e-14)
+  lr, _ = own.teacher.schedule(params)
+  np.testing.assert_allclose(lr, jnp.exp(jnp.mean(params["log_lr"], axis=0)), rtol=1e-12)
+  with pytest.raises(ValueError, match="3 learned schedules for 2 architectures"):
+    dataclasses.replace(own, teacher=dataclasses.replace(own.teacher, schedules=3))

@@ -157,8 +157,9 @@ def test_kinds_answer_what_their_callers_ask(kind, curriculum_name, has_generato
 def test_the_config_gives_every_teacher_spec_field_but_the_data_sets():
   config = gconfig.default_config()
   values = gconfig.teacher_spec_fields(config)
+  # `schedules` counts the learners when `schedule_per_learner` (train.prepare).
   assert set(values) == ({f.name for f in dataclasses.fields(teacher.TeacherSpec)}
-                         - {"image_shape", "num_classes"})
+                         - {"image_shape", "num_classes", "schedules"})
   s = teacher.TeacherSpec(image_shape=SHAPE, num_classes=K, **values)
   assert (s.kind, s.batch_size, s.init_lr, s.init_momentum) == (
       config.teacher, config.inner_batch_size, config.init_inner_lr, config.init_inner_momentum)

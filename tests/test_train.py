@@ -279,3 +279,36 @@ def test_schedule_meta_lr_gives_the_schedule_its_own_adam_step():
   assert "schedule_meta_lr" not in gconfig.run_key_values(plain)
   assert baselines.learned_schedule_config(own).schedule_meta_lr == own.schedule_meta_lr
   assert baselines.learned_schedule_workdir(own) != baselines.learned_schedule_workdir(plain)
+
+
+def test_schedule_per_learner_evaluates_each_learner_with_its_own_schedule(tmp_path, monkeypatch):
+  """`schedule_per_learner`: one schedule row per meta-training learner; the
+  report trains a seen learner with its row and an unseen one with the rows'
+  mean, and records each row. (The rows are set by hand, far apart, so that a
+  mix-up shows; the meta-loss side: tests/test_meta_gradient.py.)"""
+  from gtnjax import baselines
+  config = tiny_config(learner="cnn_small,mlp", eval_learners="cnn_small,mlp,cnn",
+                       schedule_per_learner=True, learned_schedule_baseline=False)
+  run = train.prepare(config)
+  params = run.teacher_spec.init(run.keys()[0])
+  assert params["log_lr"].shape == (2, config.inner_steps)
+  params = {**params, "log_lr": params["log_lr"] + jnp.array([[0.0], [-3.0]])}
+  # The real-data baseline is not what this tests: a stand-in, no sweep.
+  monkeypatch.setattr(baselines, "constant_schedule", lambda *args, **kwargs: {
+      "mean": 0.5, "steps_curve": [{"steps": config.inner_steps, "mean": 0.5}]})
+  summary = report.summarise(run, params, progress=False)
+  accuracies = {}
+  for name, index in (("cnn_small", 0), ("mlp", 1), ("cnn", None)):
+    teacher_spec, own = run.teacher_spec.for_schedule(params, index)
+    accuracies[name] = evaluation.evaluate_teacher(
+        teacher_spec, own, run.learner_spec(name), run.dataset, seed=config.seed,
+        num_seeds=config.eval_seeds)
+    assert summary["per_learner"][name]["gtn_test_accuracy"] == accuracies[name]
+  mlp_with_mean = evaluation.evaluate_teacher(
+      *run.teacher_spec.for_schedule(params, None), run.learner_spec("mlp"), run.dataset,
+      seed=config.seed, num_seeds=config.eval_seeds)
+  assert mlp_with_mean["values"] != accuracies["mlp"]["values"]
+  np.testing.assert_allclose(summary["learned_schedule_per_learner"]["mlp"]["lr"],
+                             config.init_inner_lr * np.exp(-3.0), rtol=1e-5)
+  np.testing.assert_allclose(summary["learned_lr"], config.init_inner_lr * np.exp(-1.5),
+                             rtol=1e-5)

@@ -86,6 +86,10 @@ _FIELDS: dict[str, tuple] = {
     # every such run used up (experiments/schedule_travel.py). The real-data
     # learned-schedule baseline uses the same value.
     "schedule_meta_lr": (0.0, RUN, ADDED_LATER),
+    # One learned schedule per meta-training architecture (`learner`), each
+    # learner trained on the same data with its own; learners meta-training
+    # never saw get the schedules' mean. The learned-schedule baseline too.
+    "schedule_per_learner": (False, RUN, ADDED_LATER),
     "grad_clip": (10.0, RUN),  # global-norm clip of the meta-gradient; 0 disables
     "adam_b1": (0.9, RUN),
     "adam_b2": (0.999, RUN),

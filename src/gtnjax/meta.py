@@ -4,9 +4,12 @@ One meta-step samples a population of P freshly initialised learners per
 architecture, trains each on the same teacher curriculum with `unroll`, scores
 them on real probe batches, and takes one optax step on the teacher's
 parameters with the gradient of the mean meta-loss (or, `balanced`, the mean
-of the architectures' gradients each rescaled to their mean norm). The population is a
-leading axis handled by `jax.vmap` (one vmap per architecture), so it can be
-sharded over devices by `gtnjax.parallel` without changing this code.
+of the architectures' gradients each rescaled to their mean norm). A teacher
+with one learned schedule per architecture (`TeacherSpec.schedules`) trains
+each architecture's learners on the same data with its own schedule. The
+population is a leading axis handled by `jax.vmap` (one vmap per
+architecture), so it can be sharded over devices by `gtnjax.parallel` without
+changing this code.
 """
 
 from __future__ import annotations
@@ -63,6 +66,9 @@ class MetaSetup:
     if self.population_gradient not in POPULATION_GRADIENTS:
       raise ValueError(f"population_gradient must be one of {POPULATION_GRADIENTS}, "
                        f"got {self.population_gradient!r}")
+    if self.teacher.schedules not in (1, len(self.learners)):
+      raise ValueError(f"the teacher has {self.teacher.schedules} learned schedules for "
+                       f"{len(self.learners)} architectures: give it 1 (shared) or one each")
 
   @property
   def num_probes(self) -> int:
@@ -179,9 +185,14 @@ def meta_loss(teacher_params: Params, setup: MetaSetup, key: jax.Array,
   per_architecture, ranking = [], []  # (summed, final probe loss, final accuracy) [P] each
   for index in range(len(setup.learners)) if architectures is None else architectures:
     spec, spec_keys = setup.learners[index], keys[index]
-    def one_learner(learner_key, spec=spec):
+    own_batches = batches
+    if setup.teacher.schedules > 1:  # the same data, this architecture's schedule
+      tspec, own_params = setup.teacher.for_schedule(teacher_params, index)
+      own_batches = batches._replace(**dict(zip(("lr", "momentum"),
+                                                tspec.schedule(own_params))))
+    def one_learner(learner_key, spec=spec, own_batches=own_batches):
       state = inner_loop.init_state(spec, learner_key)
-      out = inner_loop.unroll(spec, state, batches, probes, setup.remat)
+      out = inner_loop.unroll(spec, state, own_batches, probes, setup.remat)
       return jnp.sum(out.probe_losses), out.probe_losses[-1], out.probe_accuracy[-1]
 
     per_architecture.append(_over_population(spec, one_learner, spec_keys))
@@ -246,7 +257,7 @@ def meta_step(state: MetaState, key: jax.Array, train_images: jax.Array,
       teacher_params=jax.tree.map(keep_new, params, state.teacher_params),
       opt_state=jax.tree.map(keep_new, opt_state, state.opt_state),
       skipped_updates=state.skipped_updates + (~finite).astype(jnp.int32))
-  lr, momentum = setup.teacher.schedule(state.teacher_params)
+  lr, momentum = setup.teacher.all_schedules(state.teacher_params)  # every schedule's steps
   metrics = {
       "meta_loss": loss,
       **aux,

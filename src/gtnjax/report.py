@@ -66,21 +66,22 @@ def _evaluate_learner(run: train.Run, teacher_params, name: str, num_seeds: int,
                       progress: Callable[[], None]) -> dict[str, Any]:
   """One learner's columns of `summarise` but the learned-schedule baseline."""
   config, spec = run.config, run.learner_spec(name)
-  gtn = evaluation.evaluate_teacher(run.teacher_spec, teacher_params, spec, run.dataset,
+  tspec, own_params = run.teacher_for(name, teacher_params)
+  gtn = evaluation.evaluate_teacher(tspec, own_params, spec, run.dataset,
                                     seed=config.seed, num_seeds=num_seeds)
   progress()
   real = baselines.constant_schedule(run, name, num_seeds, progress=progress)
   result = {"gtn_test_accuracy": gtn, "real_data_test_accuracy": real}
   if tune_schedule:
     result["gtn_tuned_schedule_test_accuracy"] = evaluation.evaluate_teacher_tuned(
-        run.teacher_spec, teacher_params, spec, run.dataset, seed=config.seed,
+        tspec, own_params, spec, run.dataset, seed=config.seed,
         num_seeds=num_seeds, progress=progress)
   result["real_data_steps_to_match"] = evaluation.steps_to_match(gtn["mean"],
                                                                  real["steps_curve"])
   if init_key is not None:
-    untrained = run.teacher_spec.init(init_key)
+    untrained_spec, untrained = run.teacher_for(name, run.teacher_spec.init(init_key))
     result["untrained_teacher_test_accuracy"] = evaluation.evaluate_teacher(
-        run.teacher_spec, untrained, spec, run.dataset, seed=config.seed,
+        untrained_spec, untrained, spec, run.dataset, seed=config.seed,
         num_seeds=num_seeds)
     progress()
   return result
@@ -125,6 +126,13 @@ def summarise(run: train.Run, teacher_params, init_key: jax.Array | None = None,
   bar.close()
   lr, momentum = run.teacher_spec.schedule(teacher_params)
   first = per_learner[names[0]]
+  own_schedules = {}  # with a schedule per architecture (learned_lr is their mean)
+  if run.teacher_spec.schedules > 1:
+    for name in gconfig.learner_names(config):
+      own_spec, own_params = run.teacher_for(name, teacher_params)
+      own_lr, own_momentum = own_spec.schedule(own_params)
+      own_schedules[name] = {"lr": [float(v) for v in own_lr],
+                             "momentum": [float(v) for v in own_momentum]}
   return {
       "dataset": config.dataset,
       "learner": names[0],
@@ -137,6 +145,7 @@ def summarise(run: train.Run, teacher_params, init_key: jax.Array | None = None,
       **first,
       "learned_lr": [float(v) for v in lr],
       "learned_momentum": [float(v) for v in momentum],
+      **({"learned_schedule_per_learner": own_schedules} if own_schedules else {}),
       "per_learner": per_learner,
   }
 
@@ -171,14 +180,14 @@ def learned_schedule(run, learner_names: tuple[str, ...], num_seeds: int, *,
                             description="meta-train the learned-schedule real-data baseline")
   if result.preempted:
     raise preemption.Preempted(result.step)
-  lr, momentum = baseline_run.teacher_spec.schedule(result.state.teacher_params)
   out = {}
   for name, key in wanted.items():
     if key not in cached:
+      tspec, params = baseline_run.teacher_for(name, result.state.teacher_params)
+      lr, momentum = tspec.schedule(params)
       cached[key] = {
           **evaluation.evaluate_teacher(
-              baseline_run.teacher_spec, result.state.teacher_params,
-              baseline_run.learner_spec(name), baseline_run.dataset,
+              tspec, params, baseline_run.learner_spec(name), baseline_run.dataset,
               seed=run.config.seed, num_seeds=num_seeds),
           "lr": [float(v) for v in lr], "momentum": [float(v) for v in momentum],
           "meta_steps": result.step, "workdir": workdir}

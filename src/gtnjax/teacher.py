@@ -244,6 +244,11 @@ class TeacherSpec:
     pool_impl: `layers.max_pool` implementation ("auto" or one of
       `layers.POOL_IMPLS`). The generator does not pool; the field is here so
       that a run's teacher and learner specs carry the same choice.
+    schedules: learned schedules: 1, shared by every learner, or one per
+      meta-training architecture (schedule parameters [schedules, T], in the
+      order of `MetaSetup.learners`); `for_schedule` picks one, `schedule`
+      and `batches` use their mean in parameter space (for learners
+      meta-training never saw).
   """
   kind: str
   curriculum: str
@@ -262,8 +267,11 @@ class TeacherSpec:
   weight_norm: bool = True
   conv_impl: str = "auto"
   pool_impl: str = "auto"
+  schedules: int = 1
 
   def __post_init__(self):
+    if not (isinstance(self.schedules, int) and self.schedules >= 1):
+      raise ValueError(f"schedules must be a positive integer, got {self.schedules!r}")
     layers.check_impl("conv2d", self.conv_impl)
     layers.check_impl("max_pool", self.pool_impl)
     if self.momentum_parameterisation not in MOMENTUM_PARAMETERISATIONS:
@@ -313,12 +321,13 @@ class TeacherSpec:
     # An explicit dtype: a weak-typed leaf would change type after the first
     # update and make the jitted meta-step compile twice.
     dtype = jnp.zeros(()).dtype
-    params: Params = {"log_lr": jnp.full((t,), math.log(self.init_lr), dtype=dtype)}
+    shape = (t,) if self.schedules == 1 else (self.schedules, t)
+    params: Params = {"log_lr": jnp.full(shape, math.log(self.init_lr), dtype=dtype)}
     if self.momentum_parameterisation == "log":
-      params["log_momentum"] = jnp.full((t,), math.log(self.init_momentum), dtype=dtype)
+      params["log_momentum"] = jnp.full(shape, math.log(self.init_momentum), dtype=dtype)
     else:
       logit = math.log(self.init_momentum / (1.0 - self.init_momentum))
-      params["momentum_logit"] = jnp.full((t,), logit, dtype=dtype)
+      params["momentum_logit"] = jnp.full(shape, logit, dtype=dtype)
     params.update(self.teacher_kind.init(self, network_key, inputs_key))
     if self.soft_labels:
       one_hot = jax.nn.one_hot(self.balanced_labels(), self.num_classes)
@@ -328,11 +337,28 @@ class TeacherSpec:
     return params
 
   def schedule(self, params: Params) -> tuple[jax.Array, jax.Array]:
-    """The learned per-step (learning rate [T], momentum [T])."""
+    """The learned per-step (learning rate [T], momentum [T]); with several
+    schedules, their mean in parameter space (`for_schedule(params, None)`)."""
+    return self.all_schedules(self.for_schedule(params, None)[1])
+
+  def all_schedules(self, params: Params) -> tuple[jax.Array, jax.Array]:
+    """(learning rate, momentum), [T] each, or [schedules, T] with several."""
     lr = jnp.exp(params["log_lr"])
     if self.momentum_parameterisation == "log":
       return lr, jnp.exp(params["log_momentum"])
     return lr, jax.nn.sigmoid(params["momentum_logit"])
+
+  def for_schedule(self, params: Params, index: int | None) -> tuple[TeacherSpec, Params]:
+    """(a one-schedule spec, params with schedule `index`, or the mean of all
+    in parameter space for None): what a learner of meta-training
+    architecture `index` (None: an architecture meta-training never saw) is
+    trained with. Unchanged with one schedule."""
+    if self.schedules == 1:
+      return self, params
+    pick = (lambda leaf: jnp.mean(leaf, axis=0)) if index is None else (lambda leaf: leaf[index])
+    return (dataclasses.replace(self, schedules=1),
+            {name: pick(leaf) if name in SCHEDULE_PARAMETERS else leaf
+             for name, leaf in params.items()})
 
   def batches(self, params: Params, key: jax.Array,
               train_images: jax.Array | None = None,

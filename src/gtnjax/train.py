@@ -48,6 +48,14 @@ class Run:
   def learner_spec(self, name: str) -> learners.Learner:
     return _learner_spec(self.config, name, self.dataset, self.custom_learners)
 
+  def teacher_for(self, name: str, teacher_params) -> tuple[teacher.TeacherSpec, Any]:
+    """(spec, params) that train learner `name`: with a schedule per
+    meta-training architecture, its own, or their mean for a learner
+    meta-training never saw (`TeacherSpec.for_schedule`)."""
+    names = gconfig.learner_names(self.config)
+    index = names.index(name) if name in names else None
+    return self.teacher_spec.for_schedule(teacher_params, index)
+
   def keys(self) -> tuple[jax.Array, jax.Array]:
     """(teacher-init key, meta-training key), both from config.seed."""
     init_key, train_key = jax.random.split(jax.random.key(self.config.seed))
@@ -80,8 +88,10 @@ def prepare(config, *, data_dir: str | None = None, learners: Sequence[Any] = ()
           f"{spec.num_classes} classes, but data set {config.dataset!r} has "
           f"{dataset.image_shape} and {dataset.num_classes}; build it for those")
   impls = gconfig.with_resolved_impls(config)
-  tspec = teacher.TeacherSpec(image_shape=dataset.image_shape, num_classes=dataset.num_classes,
-                              **gconfig.teacher_spec_fields(impls))
+  tspec = teacher.TeacherSpec(
+      image_shape=dataset.image_shape, num_classes=dataset.num_classes,
+      schedules=len(gconfig.learner_names(config)) if config.schedule_per_learner else 1,
+      **gconfig.teacher_spec_fields(impls))
   try:
     specs = tuple(_learner_spec(config, n, dataset, custom)
                   for n in gconfig.learner_names(config))
@@ -231,7 +241,8 @@ def meta_train(run: Run, workdir: str, *, progress: bool = True,
         seconds = time.perf_counter() - t0  # the meta-step alone, not the evaluation
         if evaluate_now:  # fresh learners of the first architecture, test split
           values["test_accuracy"] = evaluation.evaluate_teacher(
-              run.teacher_spec, state.teacher_params, run.setup.learners[0], run.dataset,
+              *run.teacher_for(gconfig.learner_names(config)[0], state.teacher_params),
+              run.setup.learners[0], run.dataset,
               seed=config.seed, num_seeds=config.eval_seeds)["mean"]
           postfix["test"] = f"{values['test_accuracy']:.3f}"
         log.write(step, values, seconds)
