@@ -81,7 +81,9 @@ def run_rows(results_root: str) -> list[dict]:
     budget = step_budget(config["meta_lr"], config["num_meta_steps"],
                          config["final_relative_lr"], config.get("schedule_meta_lr", 0.0))
     run = os.path.relpath(folder, results_root)
-    schedules = [("GTN", summary["learned_lr"], summary["learned_momentum"])]
+    own = summary.get("learned_schedule_per_learner")  # one schedule per architecture
+    schedules = ([(f"GTN, {name}'s", v["lr"], v["momentum"]) for name, v in own.items()] if own
+                 else [("GTN", summary["learned_lr"], summary["learned_momentum"])])
     baseline = summary.get("real_data_learned_schedule_test_accuracy") or {}
     if "lr" in baseline and "momentum" in baseline:
       schedules.append(("real data, learned schedule", baseline["lr"], baseline["momentum"]))

@@ -135,3 +135,27 @@ def test_matched_cost_rule_and_its_committed_comparison():
   assert sorted(scores) == list(range(300))
   with open(os.path.join(os.path.dirname(matched.OUT), "matched_cost", "summary.json")) as f:
     assert json.load(f)["proxies"]["real_matched_cost"]["learner_steps"] == timing["matched_steps"]
+
+
+def test_schedule_travel_reads_the_committed_schedules_and_their_step_budget():
+  """experiments/schedule_travel.py on the committed runs: the budget is the
+  sum of the cosine-decayed meta lr (0.110 at meta lr 0.001 over 200 steps),
+  and RESULTS.md's reading holds — every generator teacher of gtn_vs_real_data
+  whose schedule shares meta lr 0.001 moved its log lr by 0.9 of that budget
+  or more."""
+  sys.path.insert(0, EXPERIMENTS)
+  try:
+    import schedule_travel
+  finally:
+    sys.path.remove(EXPERIMENTS)
+  np.testing.assert_allclose(schedule_travel.step_budget(0.001, 200, 0.1), 0.110, atol=5e-4)
+  assert schedule_travel.step_budget(0.001, 200, 0.1, schedule_meta_lr=0.02) == pytest.approx(
+      20 * schedule_travel.step_budget(0.001, 200, 0.1))
+  rows = schedule_travel.run_rows(os.path.dirname(RESULTS))
+  bound = [r for r in rows if r["run"].startswith("gtn_vs_real_data/") and r["teacher"] == "GTN"
+           and r["schedule_meta_lr"] == 0.001 and "distillation" not in r["run"]]
+  assert len(bound) >= 20
+  assert min(r["lr_fraction_of_budget"] for r in bound) >= 0.9
+  by_run = {r["run"]: r for r in bound}
+  alone = by_run["gtn_vs_real_data/mnist_alone_cnn_small_gap_s0"]
+  assert alone["momentum_range"][1] < 0.56  # the pooling network's 0.9 stayed out of reach
