@@ -188,8 +188,8 @@ def meta_loss(teacher_params: Params, setup: MetaSetup, key: jax.Array,
     own_batches = batches
     if setup.teacher.schedules > 1:  # the same data, this architecture's schedule
       tspec, own_params = setup.teacher.for_schedule(teacher_params, index)
-      own_batches = batches._replace(**dict(zip(("lr", "momentum"),
-                                                tspec.schedule(own_params))))
+      lr, momentum = tspec.schedule(own_params)
+      own_batches = batches._replace(lr=lr, momentum=momentum)
     def one_learner(learner_key, spec=spec, own_batches=own_batches):
       state = inner_loop.init_state(spec, learner_key)
       out = inner_loop.unroll(spec, state, own_batches, probes, setup.remat)
