@@ -260,7 +260,7 @@ def seeds_report(results_root: str) -> list[str]:
 
 def difference_report(results_root: str) -> list[str]:
   """For the runs registered with 10 fresh learners (held-out seeds, T=32,
-  one pooling network alone, the balanced population):
+  one pooling network alone, the balanced population, the free schedules):
   GTN minus each real-data baseline, learner by learner (the three columns
   train the same initialisations), with the standard error of the mean
   difference and whether it is below half the difference (issue #22's bar)."""
@@ -269,7 +269,8 @@ def difference_report(results_root: str) -> list[str]:
   lines = ["| run | learner | learners | baseline | GTN − baseline, mean | standard error "
            "| SE < half the difference |", "|---|---|---|---|---|---|---|"]
   for name in SUITE:
-    if not any(tag in name for tag in ("_heldout_", "_t32_", "_alone_", "_balanced_")):
+    if not any(tag in name for tag in ("_heldout_", "_t32_", "_alone_", "_balanced_",
+                                       "_free_schedule_", "_schedule_per_learner_")):
       continue
     path = os.path.join(results_root, name, rundir.SUMMARY_FILE)
     if not os.path.exists(path):
