@@ -26,7 +26,7 @@ from gtnjax import inner_loop, parallel
 from gtnjax.layers import Params
 from gtnjax.learners import Learner
 from gtnjax.generator import SATURATION_THRESHOLD
-from gtnjax.teacher import SCHEDULE_PARAMETERS, TeacherSpec, draw_rows
+from gtnjax.teacher import SCHEDULE_PARAMETERS, InnerBatches, TeacherSpec, draw_rows
 
 
 POPULATION_GRADIENTS = ("mean", "balanced")
@@ -185,11 +185,7 @@ def meta_loss(teacher_params: Params, setup: MetaSetup, key: jax.Array,
   per_architecture, ranking = [], []  # (summed, final probe loss, final accuracy) [P] each
   for index in range(len(setup.learners)) if architectures is None else architectures:
     spec, spec_keys = setup.learners[index], keys[index]
-    own_batches = batches
-    if setup.teacher.schedules > 1:  # the same data, this architecture's schedule
-      tspec, own_params = setup.teacher.for_schedule(teacher_params, index)
-      lr, momentum = tspec.schedule(own_params)
-      own_batches = batches._replace(lr=lr, momentum=momentum)
+    own_batches = _with_own_schedule(setup.teacher, teacher_params, batches, index)
     def one_learner(learner_key, spec=spec, own_batches=own_batches):
       state = inner_loop.init_state(spec, learner_key)
       out = inner_loop.unroll(spec, state, own_batches, probes, setup.remat)
@@ -211,6 +207,17 @@ def meta_loss(teacher_params: Params, setup: MetaSetup, key: jax.Array,
     aux["saturated_fraction"] = jnp.mean(jnp.abs(jax.lax.stop_gradient(batches.x))
                                          > SATURATION_THRESHOLD)
   return total, aux
+
+
+def _with_own_schedule(teacher: TeacherSpec, teacher_params: Params,
+                       batches: InnerBatches, index: int) -> InnerBatches:
+  """`batches` (the same data) with architecture `index`'s schedule, for a
+  teacher with one schedule per architecture; unchanged otherwise."""
+  if teacher.schedules == 1:
+    return batches
+  own_spec, own_params = teacher.for_schedule(teacher_params, index)
+  lr, momentum = own_spec.schedule(own_params)
+  return batches._replace(lr=lr, momentum=momentum)
 
 
 def _over_population(spec: Learner, one_learner, keys: jax.Array):

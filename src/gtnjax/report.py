@@ -126,13 +126,7 @@ def summarise(run: train.Run, teacher_params, init_key: jax.Array | None = None,
   bar.close()
   lr, momentum = run.teacher_spec.schedule(teacher_params)
   first = per_learner[names[0]]
-  own_schedules = {}  # with a schedule per architecture (learned_lr is their mean)
-  if run.teacher_spec.schedules > 1:
-    for name in gconfig.learner_names(config):
-      own_spec, own_params = run.teacher_for(name, teacher_params)
-      own_lr, own_momentum = own_spec.schedule(own_params)
-      own_schedules[name] = {"lr": [float(v) for v in own_lr],
-                             "momentum": [float(v) for v in own_momentum]}
+  own_schedules = _schedule_per_learner(run, teacher_params)
   return {
       "dataset": config.dataset,
       "learner": names[0],
@@ -148,6 +142,19 @@ def summarise(run: train.Run, teacher_params, init_key: jax.Array | None = None,
       **({"learned_schedule_per_learner": own_schedules} if own_schedules else {}),
       "per_learner": per_learner,
   }
+
+
+def _schedule_per_learner(run: train.Run, teacher_params) -> dict[str, dict[str, list]]:
+  """{meta-training learner: its own schedule} for a teacher with one schedule
+  per architecture (`learned_lr` is then their mean); {} for a shared one."""
+  if run.teacher_spec.schedules == 1:
+    return {}
+  out = {}
+  for name in gconfig.learner_names(run.config):
+    own_spec, own_params = run.teacher_for(name, teacher_params)
+    lr, momentum = own_spec.schedule(own_params)
+    out[name] = {"lr": [float(v) for v in lr], "momentum": [float(v) for v in momentum]}
+  return out
 
 
 def trained_learned_schedule(run):
