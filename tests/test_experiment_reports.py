@@ -72,6 +72,31 @@ def test_gtn_vs_real_data_seeds_report_pools_each_evaluation_over_meta_seeds(tmp
   assert "\n".join(lines) in text
 
 
+def test_tuned_difference_report_judges_the_tuned_schedule_against_both_baselines():
+  """The per-architecture schedule's registered rule for unseen learners: each
+  row is GTN with its tuned schedule minus one baseline, learner by learner,
+  recomputed here from the committed evaluation files."""
+  report = _gtn_vs_real_data_module()
+  lines = report.tuned_difference_report(RESULTS)
+  assert lines[:2] == report.DIFFERENCE_HEADER
+  rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]
+  assert rows, "the per-architecture runs' tuned evaluations are committed"
+  labels = dict((label, field) for field, label in report.BASELINES)
+  for name, learner, count, label, mean, error, verdict in rows:
+    files = [f for f in os.listdir(os.path.join(RESULTS, name)) if f.startswith("evaluate_")]
+    for file in files:
+      with open(os.path.join(RESULTS, name, file)) as f:
+        result = json.load(f)["per_learner"].get(learner)
+      if result is not None and len(result["real_data_test_accuracy"]["values"]) == int(count):
+        break
+    difference = np.subtract(result["gtn_tuned_schedule_test_accuracy"]["values"],
+                             result[labels[label]]["values"])
+    assert mean == f"{difference.mean():+.3f}"
+    standard_error = difference.std(ddof=1) / np.sqrt(difference.size)
+    assert error == f"{standard_error:.3f}"
+    assert verdict == ("yes" if standard_error < abs(difference.mean()) / 2 else "**no**")
+
+
 def _nas_study_module():
   path = os.path.join(EXPERIMENTS, "nas_study.py")
   spec = importlib.util.spec_from_file_location("nas_study", path)
