@@ -59,13 +59,15 @@ def test_gtn_vs_real_data_seeds_report_pools_each_evaluation_over_meta_seeds(tmp
     assert cells[6] == f"{sum(int((g > 0).sum()) for g in gains)} of {sum(g.size for g in gains)}"
     # The 95% interval, bootstrapped here with another generator: resample
     # learners within each seed, average the seed means. Its
-    # Monte Carlo error at 10,000 resamples is ~0.03 bootstrap standard errors,
-    # plus 0.0005 of rounding; a 90% interval, or one over seeds, lies outside.
+    # Monte Carlo error at 10,000 resamples is ~0.03 bootstrap standard errors
+    # (allowed: 0.1), plus 0.0005 of rounding; a 90% interval (0.3 standard
+    # errors inside), or one over seeds, lies outside.
     rng = np.random.default_rng(12345)
     draws = np.mean([rng.choice(g, (10_000, g.size)).mean(axis=1) for g in gains], axis=0)
     expected = np.percentile(draws, [2.5, 97.5])
     low, high = (float(v) for v in cells[7].strip("[]").split(","))
-    np.testing.assert_allclose([low, high], expected, rtol=0, atol=0.001)
+    np.testing.assert_allclose([low, high], expected, rtol=0,
+                               atol=0.0005 + 0.1 * draws.std())
   # `--report` writes the table with this section.
   report.report(str(tmp_path / "results"))
   text = (tmp_path / "results" / "table.md").read_text()
