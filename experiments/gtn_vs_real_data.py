@@ -145,6 +145,24 @@ SUITE: runner.Suite = {
         "seed": "1", "learner": "cnn_small,mlp,cnn_small_gap", "schedule_meta_lr": "0.02",
         "momentum_parameterisation": "sigmoid", "schedule_per_learner": "true",
         "eval_learners": f"cnn_small,mlp,cnn_small_gap,cnn,cnn_gap,{CELL}", "eval_seeds": "10"}),
+    # Registered 2026-12-05 before it ran: a third meta-training seed of one
+    # schedule per architecture, since seed 1's cnn_small_gap clause passed by
+    # a hair (standard error 0.020 against a bar of 0.021). The rule is seed
+    # 1's, unchanged; with the same evaluations (EVALUATIONS below).
+    "mnist_population_cnn_small_mlp_gap_schedule_per_learner_s2": (CPU["mnist"], {
+        "seed": "2", "learner": "cnn_small,mlp,cnn_small_gap", "schedule_meta_lr": "0.02",
+        "momentum_parameterisation": "sigmoid", "schedule_per_learner": "true",
+        "eval_learners": f"cnn_small,mlp,cnn_small_gap,cnn,cnn_gap,{CELL}", "eval_seeds": "10"}),
+    # Registered 2026-12-05 before it ran: does the fix carry to the other
+    # data set? The same population, schedule meta lr and rule as the MNIST
+    # seeds (seed 1's), on Fashion-MNIST's `cpu` config, seed 0; the unseen
+    # learners with their schedule tuned on validation (EVALUATIONS below).
+    "fashion_mnist_population_cnn_small_mlp_gap_schedule_per_learner_s0": (
+        CPU["fashion_mnist"], {
+            "seed": "0", "learner": "cnn_small,mlp,cnn_small_gap", "schedule_meta_lr": "0.02",
+            "momentum_parameterisation": "sigmoid", "schedule_per_learner": "true",
+            "eval_learners": f"cnn_small,mlp,cnn_small_gap,cnn,cnn_gap,{CELL}",
+            "eval_seeds": "10"}),
     "mnist_distillation_s0": (CPU["mnist"], {"seed": "0", "teacher": "distillation"}),
     # Dataset distillation learns raw pixels: at the generator's meta lr of
     # 0.001 they hardly move in 200 steps (the run above stays near chance), so
@@ -192,7 +210,9 @@ EVALUATIONS: dict[str, tuple[runner.Evaluation, ...]] = {
     # keeps those four: it does where GTN stays ahead of both baselines on each
     # of them on each seed (standard error below half the difference).
     **{f"mnist_population_cnn_small_mlp_gap_schedule_per_learner_s{seed}": (
-        ("cnn", 10), ("cnn_gap", 10), (CELL, 10), *OUTSIDE_WINNERS) for seed in ("0", "1")},
+        ("cnn", 10), ("cnn_gap", 10), (CELL, 10), *OUTSIDE_WINNERS) for seed in ("0", "1", "2")},
+    "fashion_mnist_population_cnn_small_mlp_gap_schedule_per_learner_s0": (
+        ("cnn", 10), ("cnn_gap", 10), (CELL, 10)),
 }
 EVALUATE_FLAGS = ("--tune-schedule",)
 
