@@ -13,6 +13,12 @@ curve: real-data probe loss and accuracy of every meta-step), `progress.json`
 are done, the run's `summary.json` with its test-set evaluation. The cosine
 meta-lr schedule is the 2000-step run's throughout, so the parts add up to
 exactly the run one uninterrupted call would make.
+
+The checkpoints (86 MB each: the generator, its curriculum and Adam's moments)
+stay in `--workdir`, outside git. On a fresh clone the part refuses to start
+rather than silently begin again; `--from-scratch` meta-trains the saved
+steps again, prints how far the new curve is from the saved one, and replaces
+the results only once it has gone past them.
 """
 
 from __future__ import annotations
@@ -35,6 +41,27 @@ def steps_done(workdir: str) -> int:
   """The last meta-step recorded in the workdir's metrics (0 before the first)."""
   records = rundir.read_metrics(workdir) if os.path.isdir(workdir) else []
   return max((int(r["step"]) for r in records), default=0)
+
+
+def saved_steps(results: str) -> int:
+  """The meta-steps already copied into `results` (0 before the first part)."""
+  progress = rundir.read_json(os.path.join(results, "progress.json")) or {}
+  return int(progress.get("meta_steps_done", 0))
+
+
+def report_reproduction(workdir: str, results: str, saved: int) -> None:
+  """Prints how far the workdir's curve is from the one saved in `results`
+  over the steps both hold: 0 where a run restarted from scratch reproduced it."""
+  old = {r["step"]: r for r in rundir.read_metrics(os.path.join(results, rundir.METRICS_FILE))}
+  new = {r["step"]: r for r in rundir.read_metrics(workdir) if r["step"] <= saved}
+  shared = sorted(set(old) & set(new))
+  if not shared:
+    return
+  keys = sorted(k for k in old[shared[0]] if k not in ("step", "seconds") and
+                isinstance(old[shared[0]][k], (int, float)))
+  gap = max(abs(old[s][k] - new[s][k]) for s in shared for k in keys if k in new[s])
+  print(f"steps 1..{shared[-1]} against the saved curve: largest difference {gap:.3g} "
+        f"over {', '.join(keys)}", flush=True)
 
 
 def copy_results(workdir: str, out: str, part_seconds: float, config: str) -> dict:
@@ -60,12 +87,24 @@ def main() -> None:
   parser.add_argument("--meta-steps", type=int, default=100,
                       help="meta-steps to add in this part (~29 s each on 2 cores)")
   parser.add_argument("--config", default=CONFIG)
+  parser.add_argument("--from-scratch", action="store_true",
+                      help="meta-train again the steps saved in --results whose checkpoint "
+                           "is not in --workdir (a fresh machine)")
   parser.add_argument("--workdir", default=os.path.join(runner.REPO, "runs", "paper_mnist"))
   parser.add_argument("--results", default=os.path.join(runner.REPO, "results", "paper_mnist"))
   args = parser.parse_args()
   if args.meta_steps < 1:
     parser.error("--meta-steps must be a positive number of meta-steps to add")
-  stop_after = steps_done(args.workdir) + args.meta_steps
+  saved = saved_steps(args.results)
+  done = steps_done(args.workdir)
+  if done < saved and not args.from_scratch:
+    parser.error(
+        f"{args.results} holds {saved} meta-steps but {args.workdir} only {done}: its "
+        "checkpoints are not on this machine (a fresh clone). Point --workdir at the "
+        "run's old workdir to resume, or pass --from-scratch to meta-train again from "
+        f"step {done} (the run is deterministic: the saved curve is reproduced and "
+        "checked, and the results are only replaced once this part passes it)")
+  stop_after = max(done, saved) + args.meta_steps
   command = [sys.executable, "-m", "gtnjax.cli", "train", "--config", args.config,
              "--workdir", args.workdir, "--no-progress", "--stop-after", str(stop_after)]
   os.makedirs(args.workdir, exist_ok=True)
@@ -76,6 +115,11 @@ def main() -> None:
   if status != 0:
     sys.exit(f"gtnjax train exited {status}; see {args.workdir}/log.txt (nothing copied; "
              "the last checkpoint is kept, rerun to resume)")
+  done = steps_done(args.workdir)
+  if done < saved:
+    sys.exit(f"stopped at meta-step {done}, before the {saved} already in {args.results}: "
+             "nothing copied (the checkpoint is kept, rerun to resume)")
+  report_reproduction(args.workdir, args.results, saved)
   progress = copy_results(args.workdir, args.results, time.time() - start, args.config)
   print(f"{progress['meta_steps_done']} of {progress['num_meta_steps']} meta-steps done"
         + ("; finished" if progress["finished"] else "") + f"; files in {args.results}",
