@@ -104,6 +104,21 @@ def evaluate_one(name: str, learner: str, workdir_root: str, results_root: str,
         f"{real['mean']:.3f}; {time.time() - start:.0f} s", flush=True)
 
 
+def largest_change(before: dict, after: dict) -> float:
+  """Largest absolute difference between two summaries' per-learner test
+  accuracies (every `*_test_accuracy` value both record); 0 if they agree."""
+  def values(summary):
+    out = {}
+    for learner, fields in summary.get("per_learner", {"": summary}).items():
+      for field, result in fields.items():
+        if field.endswith("_test_accuracy") and isinstance(result, dict) and "values" in result:
+          out[learner, field] = result["values"]
+    return out
+  old, new = values(before), values(after)
+  return max((abs(a - b) for k in old.keys() & new.keys() for a, b in zip(old[k], new[k])),
+             default=0.0)
+
+
 def main(doc: str, suite_name: str, suite: Suite, report: Callable[[str], None],
          evaluations: dict[str, tuple[Evaluation, ...]] | None = None,
          evaluate_flags: tuple[str, ...] = ()) -> None:
@@ -118,6 +133,10 @@ def main(doc: str, suite_name: str, suite: Suite, report: Callable[[str], None],
   parser.add_argument("--results", default=os.path.join(REPO, "results", suite_name))
   parser.add_argument("--code", default=REPO, help="checkout whose src/ provides gtnjax")
   parser.add_argument("--report", action="store_true", help="only write the report")
+  parser.add_argument("--rerun", action="store_true",
+                      help="train the named runs again even where their results exist (to record "
+                           "what a newer gtnjax adds to a summary); the old results stay until the "
+                           "new run has finished, and the change in its test accuracies is printed")
   args = parser.parse_args()
   names = [n for n in args.only.split(",") if n] or list(suite)
   unknown = [n for n in names if n not in suite]
@@ -125,10 +144,15 @@ def main(doc: str, suite_name: str, suite: Suite, report: Callable[[str], None],
     parser.error(f"unknown run(s) {unknown}; choose from {', '.join(suite)}")
   if not args.report:
     for name in names:
-      if rundir.read_summary(os.path.join(args.results, name)) is None:
+      before = rundir.read_summary(os.path.join(args.results, name))
+      if before is None or args.rerun:
         config, overrides = suite[name]
         run_one(name, config, overrides, args.workdir_root, args.results,
                 os.path.abspath(args.code))
+      after = rundir.read_summary(os.path.join(args.results, name))
+      if before is not None and after is not None and args.rerun:
+        print(f"  {name}: largest change in a test accuracy against the old results: "
+              f"{largest_change(before, after):.2g}", flush=True)
     for name in names:
       for learner, seeds in map(split_evaluation, (evaluations or {}).get(name, ())):
         done = os.path.exists(evaluation_path(args.results, name, learner, seeds))

@@ -139,7 +139,7 @@ def test_train_writes_metrics_summary_and_checkpoints(trained):
   summary = json.load(open(workdir / "summary.json"))
   for key in ("dataset", "learner", "inner_steps", "meta_steps", "wall_seconds"):
     assert key in summary
-  for key in ("gtn_test_accuracy", "real_data_test_accuracy"):
+  for key in ("gtn_test_accuracy", "gtn_validation_accuracy", "real_data_test_accuracy"):
     assert set(summary[key]) >= {"mean", "std", "n"} and summary[key]["n"] == 4
   assert sorted(int(s) for s in os.listdir(workdir / "checkpoints")) == [40, 80, 100]
   assert os.listdir(workdir / "tensorboard")

@@ -186,3 +186,33 @@ def test_schedule_travel_reads_the_committed_schedules_and_their_step_budget():
   by_run = {r["run"]: r for r in bound}
   alone = by_run["gtn_vs_real_data/mnist_alone_cnn_small_gap_s0"]
   assert alone["momentum_range"][1] < 0.56  # the pooling network's 0.9 stayed out of reach
+
+
+def test_a_rerun_reports_its_largest_test_change_and_the_study_its_validation_column(tmp_path):
+  sys.path.insert(0, EXPERIMENTS)
+  try:
+    import meta_training_study
+    import runner
+  finally:
+    sys.path.remove(EXPERIMENTS)
+  folder = os.path.join(EXPERIMENTS, "..", "results", "study_mnist")
+  shutil.copytree(folder, tmp_path / "study")
+  before = json.load(open(tmp_path / "study" / "base" / "summary.json"))
+  assert runner.largest_change(before, before) == 0.0
+  after = json.loads(json.dumps(before))
+  after["per_learner"]["cnn_small"]["gtn_test_accuracy"]["values"][2] += 0.25
+  assert runner.largest_change(before, after) == pytest.approx(0.25)
+  # A rerun that records the validation accuracy of the same learners: the
+  # table gains it, and the best run by validation is named beside the best by test.
+  after["gtn_validation_accuracy"] = {"mean": 0.5, "std": 0.01, "n": 5,
+                                      "values": [0.5] * 5}
+  json.dump(after, open(tmp_path / "study" / "base" / "summary.json", "w"))
+  meta_training_study.report(str(tmp_path / "study"))
+  table = open(tmp_path / "study" / "table.md").read()
+  base_row = next(line for line in table.splitlines() if line.startswith("| base |"))
+  assert "| 0.500 ± 0.010 |" in base_row
+  assert "by GTN validation accuracy (runs that record it): base." in table
+  real = before["real_data_test_accuracy"]
+  assert f"| {meta_training_study.chosen_validation(real):.3f} |" in base_row
+  assert meta_training_study.chosen_validation(real) == max(
+      s["validation_accuracy"] for s in real["sweep"])

@@ -183,6 +183,21 @@ def test_learning_curve_trains_on_the_batches_evaluate_teacher_draws(monkeypatch
   with pytest.raises(TypeError, match="jax.tree_util.Partial"):
     evaluation.learning_curve(spec, data, functools.partial(run.teacher_spec.batches, params),
                               seed=0, num_seeds=2)
+  # The same learners scored on the validation split (what settings are
+  # compared on): each value is that learner, trained on its batches, on the
+  # validation images; the test images are never read.
+  on_validation = evaluation.evaluate_teacher(run.teacher_spec, params, spec, data, seed=0,
+                                              num_seeds=2, split="validation")
+  one_example = 1 / data.validation_labels.shape[0]
+  for key, accuracy in zip(evaluation.seed_keys(0, 2), on_validation["values"]):
+    teacher_key, learner_key = jax.random.split(key)
+    state = evaluation.train_learner(spec, learner_key, one_seed(params, teacher_key))
+    expected = evaluation.split_accuracy(spec, state, data.validation_images,
+                                         data.validation_labels)
+    assert accuracy == pytest.approx(float(expected), abs=one_example)
+  with pytest.raises(ValueError, match="'test' or 'validation'"):
+    evaluation.evaluate_teacher(run.teacher_spec, params, spec, data, seed=0, num_seeds=2,
+                                split="train")
 
 
 @pytest.mark.slow

@@ -198,11 +198,16 @@ def seed_data_and_learner_keys(seed: int, num_seeds: int) -> tuple[jax.Array, ja
 
 
 def evaluate_teacher(teacher_spec: TeacherSpec, teacher_params, spec: Learner,
-                     dataset, *, seed: int, num_seeds: int) -> dict[str, Any]:
-  """Test accuracy of fresh `spec` learners trained on the teacher's curriculum."""
+                     dataset, *, seed: int, num_seeds: int, split: str = "test"
+                     ) -> dict[str, Any]:
+  """Accuracy on `split` ("test" or "validation") of fresh `spec` learners
+  trained on the teacher's curriculum; the same learners for either split."""
+  if split not in ("test", "validation"):
+    raise ValueError(f"split must be 'test' or 'validation', got {split!r}")
   accuracies = _teacher_accuracies(
       teacher_params, seed_keys(seed, num_seeds), dataset.train_images, dataset.train_labels,
-      dataset.test_images, dataset.test_labels, spec=spec, teacher_spec=teacher_spec)
+      getattr(dataset, f"{split}_images"), getattr(dataset, f"{split}_labels"), spec=spec,
+      teacher_spec=teacher_spec)
   return _summary(jax.device_get(accuracies))
 
 

@@ -70,8 +70,14 @@ def _evaluate_learner(run: train.Run, teacher_params, name: str, num_seeds: int,
   gtn = evaluation.evaluate_teacher(tspec, own_params, spec, run.dataset,
                                     seed=config.seed, num_seeds=num_seeds)
   progress()
+  # The same learners on validation: settings are compared on this, never on test.
+  gtn_validation = evaluation.evaluate_teacher(tspec, own_params, spec, run.dataset,
+                                               seed=config.seed, num_seeds=num_seeds,
+                                               split="validation")
+  progress()
   real = baselines.constant_schedule(run, name, num_seeds, progress=progress)
-  result = {"gtn_test_accuracy": gtn, "real_data_test_accuracy": real}
+  result = {"gtn_test_accuracy": gtn, "gtn_validation_accuracy": gtn_validation,
+            "real_data_test_accuracy": real}
   if tune_schedule:
     result["gtn_tuned_schedule_test_accuracy"] = evaluation.evaluate_teacher_tuned(
         tspec, own_params, spec, run.dataset, seed=config.seed,
@@ -93,7 +99,9 @@ def summarise(run: train.Run, teacher_params, init_key: jax.Array | None = None,
               tune_schedule: bool = False) -> dict[str, Any]:
   """Evaluation of a teacher against both real-data baselines.
 
-  Per learner: the teacher's test accuracy (`gtn_test_accuracy`), the constant-
+  Per learner: the teacher's test accuracy (`gtn_test_accuracy`), the same
+  fresh learners' validation accuracy (`gtn_validation_accuracy`, what a choice
+  between teachers is made on), the constant-
   schedule baseline (`real_data_test_accuracy`, with `steps_curve`), the
   learned-schedule baseline (`real_data_learned_schedule_test_accuracy`), how
   many real-data steps of the constant schedule match the teacher's accuracy
@@ -113,7 +121,7 @@ def summarise(run: train.Run, teacher_params, init_key: jax.Array | None = None,
   sweep_size = len(config.baseline_lrs) * len(config.baseline_momenta) + 1
   schedule_sweep = (len(evaluation.SCHEDULE_LR_SCALES) * len(evaluation.SCHEDULE_MOMENTA)
                     if tune_schedule else 0)
-  bar = tqdm(total=len(names) * (sweep_size + 1 + (init_key is not None) + schedule_sweep),
+  bar = tqdm(total=len(names) * (sweep_size + 2 + (init_key is not None) + schedule_sweep),
              desc="evaluate", unit="run", dynamic_ncols=True,
              disable=not (progress and jax.process_index() == 0))
   per_learner = {}
