@@ -104,6 +104,21 @@ def evaluate_one(name: str, learner: str, workdir_root: str, results_root: str,
         f"{real['mean']:.3f}; {time.time() - start:.0f} s", flush=True)
 
 
+PREVIOUS = "before_rerun"
+
+
+def keep_previous(folder: str) -> None:
+  """Copy a run's results files into folder/before_rerun/ (once: a second rerun
+  keeps the first results, the ones a report may quote)."""
+  previous = os.path.join(folder, PREVIOUS)
+  if os.path.isdir(previous):
+    return
+  os.makedirs(previous)
+  for f in (rundir.CONFIG_FILE, rundir.METRICS_FILE, rundir.SUMMARY_FILE):
+    if os.path.exists(os.path.join(folder, f)):
+      shutil.copy(os.path.join(folder, f), os.path.join(previous, f))
+
+
 def largest_change(before: dict, after: dict) -> float:
   """Largest absolute difference between two summaries' per-learner test
   accuracies (every `*_test_accuracy` value both record); 0 if they agree."""
@@ -146,6 +161,8 @@ def main(doc: str, suite_name: str, suite: Suite, report: Callable[[str], None],
     for name in names:
       before = rundir.read_summary(os.path.join(args.results, name))
       if before is None or args.rerun:
+        if before is not None:  # kept beside the new files, so old numbers stay checkable
+          keep_previous(os.path.join(args.results, name))
         config, overrides = suite[name]
         run_one(name, config, overrides, args.workdir_root, args.results,
                 os.path.abspath(args.code))

@@ -202,6 +202,12 @@ def test_a_rerun_reports_its_largest_test_change_and_the_study_its_validation_co
   after = json.loads(json.dumps(before))
   after["per_learner"]["cnn_small"]["gtn_test_accuracy"]["values"][2] += 0.25
   assert runner.largest_change(before, after) == pytest.approx(0.25)
+  # The results a rerun replaces are kept, once, so numbers quoted from them stay checkable.
+  shutil.rmtree(tmp_path / "study" / "base" / runner.PREVIOUS, ignore_errors=True)
+  runner.keep_previous(str(tmp_path / "study" / "base"))
+  json.dump(after, open(tmp_path / "study" / "base" / "summary.json", "w"))
+  runner.keep_previous(str(tmp_path / "study" / "base"))
+  assert json.load(open(tmp_path / "study" / "base" / "before_rerun" / "summary.json")) == before
   # A rerun that records the validation accuracy of the same learners: the
   # table gains it, and the best run by validation is named beside the best by test.
   after["gtn_validation_accuracy"] = {"mean": 0.5, "std": 0.01, "n": 5,
